@@ -1,0 +1,106 @@
+"""Running a stage: validate → seed → run the task → always close the loggers.
+
+Every ``reid_gan.<stage>`` module is a thin ``@hydra.main`` that calls :func:`run_stage` with its task
+function. A task function takes the composed config and returns ``(metrics, objects)``; the wrapper
+logs an exception with the output directory, finishes the W&B run whatever happens (so one failed job
+does not break a multirun) and returns the metric named by ``optimized_metric`` for sweepers.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from reid_gan.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+TaskFn = Callable[[DictConfig], "tuple[dict[str, Any], dict[str, Any]]"]
+
+
+def configure_environment() -> None:
+    """Process-wide defaults: W&B offline and silent unless the user says otherwise (never a prompt)."""
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    os.environ.setdefault("WANDB_DISABLE_GIT", "true")
+    os.environ.setdefault("WANDB_CONSOLE", "off")
+
+
+def finish_wandb() -> None:
+    try:
+        import wandb
+    except ImportError:  # pragma: no cover
+        return
+    if wandb.run is not None:
+        log.info("Closing the W&B run")
+        wandb.finish()
+
+
+def task_wrapper(task_func: TaskFn) -> TaskFn:
+    """Log any exception (with where the output went), always finish W&B, then re-raise."""
+
+    @functools.wraps(task_func)
+    def wrap(cfg: DictConfig):
+        try:
+            return task_func(cfg)
+        except Exception:
+            log.exception("Stage %s failed", cfg.get("task_name", "?"))
+            raise
+        finally:
+            out = OmegaConf.select(cfg, "paths.output_dir", default=None)
+            if out is not None:
+                log.info("Output dir: %s", out)
+            finish_wandb()
+
+    return wrap
+
+
+def get_metric_value(metrics: dict[str, Any], name: str | None) -> float | None:
+    """The value a sweep optimises; a clear error if the task did not produce it."""
+    if not name:
+        return None
+    if name not in metrics:
+        raise KeyError(
+            f"optimized_metric={name!r} was not produced by this stage; it produced: {sorted(metrics)}"
+        )
+    value = metrics[name]
+    return float(value.item() if hasattr(value, "item") else value)
+
+
+def run_stage(cfg: DictConfig, task_func: TaskFn) -> float | None:
+    """What every stage's ``main`` does. Validates the config before any work (first second)."""
+    from reid_gan.config import validate_config
+
+    configure_environment()
+    validate_config(cfg)
+    if cfg.get("ignore_warnings"):
+        warnings.filterwarnings("ignore")
+    if cfg.get("print_config", True):
+        print_config_tree(cfg)
+    metrics, _ = task_wrapper(task_func)(cfg)
+    return get_metric_value(metrics, cfg.get("optimized_metric"))
+
+
+def print_config_tree(cfg: DictConfig) -> None:
+    """Print the composed config (rich tree), and save it next to the run's outputs."""
+    from rich import print as rprint
+    from rich.syntax import Syntax
+    from rich.tree import Tree
+
+    from reid_gan.utils.io import atomic_write_text
+
+    tree = Tree("CONFIG", guide_style="dim")
+    for key in cfg:
+        if key == "hydra":
+            continue
+        node = cfg[key]
+        text = OmegaConf.to_yaml(node, resolve=False) if isinstance(node, DictConfig) else str(node)
+        tree.add(str(key)).add(Syntax(text, "yaml"))
+    rprint(tree)
+    out = OmegaConf.select(cfg, "paths.output_dir", default=None)
+    if out:
+        atomic_write_text(os.path.join(out, "config_tree.yaml"), OmegaConf.to_yaml(cfg, resolve=False))

@@ -1,0 +1,41 @@
+"""Loading pretrained weight files safely and with errors that name the file.
+
+Never unpickles arbitrary objects: ``torch.load(weights_only=True)`` only rebuilds tensors and plain
+containers. Nothing here downloads anything.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+
+class WeightsError(RuntimeError):
+    """A weights file is missing, unreadable or has the wrong content. The message names the file."""
+
+
+def resolve_weights_path(path: str | os.PathLike | None, key: str) -> Path | None:
+    """``None``/empty → ``None`` (the caller uses its named substitute); a missing file → clear error."""
+    if path in (None, "", "null"):
+        return None
+    p = Path(os.path.expanduser(str(path)))
+    if not p.is_file():
+        raise WeightsError(f"{key}={path!s}: file not found (give a local file; nothing is downloaded)")
+    return p
+
+
+def load_state_dict(path: str | os.PathLike, key: str = "weights") -> dict[str, Any]:
+    """A state dict from a ``.pth``/``.pt``/Lightning ``.ckpt`` file, read with ``weights_only=True``."""
+    import torch
+
+    p = Path(path)
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file's name
+        raise WeightsError(f"{key}={p}: cannot be read as a weights-only torch file ({e})") from e
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise WeightsError(f"{key}={p}: expected a state dict, found {type(obj).__name__}")
+    return obj

@@ -1,0 +1,19 @@
+import os
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """Tests run on 2-core CI machines: keep torch from oversubscribing."""
+    try:
+        import torch
+
+        torch.set_num_threads(min(2, os.cpu_count() or 1))
+    except ImportError:  # pragma: no cover
+        pass
+    yield

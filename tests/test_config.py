@@ -1,0 +1,45 @@
+"""The config tree composes for every stage and the schemas reject bad values with the key's name."""
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from reid_gan.config import ConfigError, validate_config
+from tests.helpers import CONF_DIR, compose_stage
+
+STAGES = sorted(p.stem for p in CONF_DIR.glob("*.yaml") if p.stem != "common")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("experiment", ["smoke", "quickstart"])
+def test_every_stage_composes_and_validates(stage, experiment, tmp_path):
+    cfg = compose_stage(stage, tmp_path, [f"experiment={experiment}"])
+    validate_config(cfg)
+    assert cfg.task_name == stage
+
+
+def test_negative_size_is_rejected_naming_the_key(tmp_path):
+    cfg = compose_stage("make_dataset", tmp_path, ["data.batch_size=-4"])
+    with pytest.raises(ConfigError, match=r"data\.batch_size: must be > 0"):
+        validate_config(cfg)
+
+
+def test_wrong_type_is_rejected_at_composition(tmp_path):
+    with pytest.raises((ConfigCompositionException, ValidationError), match="batch_size"):
+        compose_stage("make_dataset", tmp_path, ["data.batch_size=lots"])
+
+
+def test_unknown_key_is_rejected(tmp_path):
+    with pytest.raises((ConfigCompositionException, ConfigKeyError), match="batchsize"):
+        compose_stage("make_dataset", tmp_path, ["data.batchsize=4"])
+
+
+def test_unknown_option_is_rejected(tmp_path):
+    with pytest.raises(ConfigCompositionException, match="data"):
+        compose_stage("make_dataset", tmp_path, ["data=imagenet"])
+
+
+def test_trainer_accelerator_checked(tmp_path):
+    cfg = compose_stage("make_dataset", tmp_path, ["trainer.accelerator=quantum"])
+    with pytest.raises(ConfigError, match=r"trainer\.accelerator"):
+        validate_config(cfg)
