@@ -36,6 +36,7 @@ __all__ = [
     "DukeMTMCreID",
     "FolderDataset",
     "Market1501",
+    "ReIDDataModule",
     "ReIDDataset",
     "Sample",
     "build_dataset",
@@ -89,3 +90,11 @@ def build_dataset(data_cfg: Any) -> ReIDDataset:
         return FolderDataset(root, require_test=True, **kwargs)
     cls = dataset_class(name)
     return cls(root, **kwargs)
+
+
+def __getattr__(name: str):  # lazy: importing the DataModule pulls in Lightning
+    if name == "ReIDDataModule":
+        from reid_gan.data.datamodule import ReIDDataModule
+
+        return ReIDDataModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
