@@ -398,3 +398,30 @@ def test_bad_image_at_load_time_names_the_file(market):
         list(dm.train_dataloader())
     with pytest.raises(BadImageError, match="0002_c1s1_009999_00.jpg"):
         Market1501(market, verify_images="decode")
+
+
+def test_synthetic_is_rendered_first_then_loaded(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    calls = []
+
+    def fake_ensure_rendered(root, render_cfg):
+        calls.append((str(root), render_cfg))
+        return write_market_tree(Path(root))
+
+    monkeypatch.setitem(sys.modules, "reid_gan.data.synthetic",
+                        types.SimpleNamespace(ensure_rendered=fake_ensure_rendered))
+    cfg = compose_stage("make_dataset", tmp_path, ["data=synthetic"])
+    ds = build_dataset(cfg.data)
+    assert calls == [(str(tmp_path / "data" / "synthetic-market"), cfg.data.render)]
+    assert type(ds) is FolderDataset and ds.has_test and len(ds.train) == 7
+
+
+def test_cli_prints_summary(market, capsys):
+    from reid_gan.data.__main__ import main
+
+    assert main([str(market.parent), "--format", "market1501"]) == 0
+    assert "gallery" in capsys.readouterr().out
+    assert main([str(market / "nothing")]) == 1
+    assert "does not exist" in capsys.readouterr().err

@@ -16,9 +16,10 @@ Images are checked while indexing (``verify_images``):
 
 * ``"header"`` (default) reads the first 16 and last 64 bytes of each file: the JPEG start/end markers
   (or PNG signature / IEND chunk). It catches empty, non-image and truncated files for the cost of one
-  ``open`` per image (≈ 1 s per 30k files with a warm page cache, i.e. all of Market-1501).
+  ``open`` per image: measured 0.03 ms/image (warm page cache, 1 CPU thread), ≈ 1 s for the 36,036
+  files of Market-1501.
 * ``"decode"`` additionally decodes every image with OpenCV (catches corrupt data inside a complete
-  file; costs a full JPEG decode per image — several seconds per 10k images on a 2-core CPU).
+  file): measured 0.17 ms/image for 128×64 JPEGs, ≈ 6 s for Market-1501.
 * ``"none"`` skips the check; a bad file then fails when the loader reads it (the error names it).
 
 A bad image raises :class:`BadImageError` (``on_bad_image="error"``, default: silently losing images
