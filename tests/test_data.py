@@ -425,3 +425,57 @@ def test_cli_prints_summary(market, capsys):
     assert "gallery" in capsys.readouterr().out
     assert main([str(market / "nothing")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_manifest_must_agree_with_file_names(tmp_path, caplog):
+    import json
+
+    gen = write_generated_set(tmp_path / "gen", pids=(10000,), per_person=2)
+    lines = [json.loads(x) for x in (gen / "manifest.jsonl").read_text().splitlines()]
+    lines.append({**lines[0], "file": "bounding_box_train/10000_c7s1_000099_00.jpg"})  # no such file
+    with caplog.at_level(logging.WARNING):
+        FolderDataset(gen)
+    (gen / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    with caplog.at_level(logging.WARNING):
+        FolderDataset(gen)
+    assert "1 line(s)" in caplog.text and "10000_c7s1_000099_00.jpg" in caplog.text
+    lines[1]["pid"] = 10005
+    (gen / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    with pytest.raises(DatasetError, match=r"manifest\.jsonl disagrees.*10000_c7s1_000001_00\.jpg.*manifest pid 10005"):
+        FolderDataset(gen)
+
+
+def test_datamodule_with_workers_and_lightning_fit(market, tmp_path):
+    import pytorch_lightning as pl
+    import torch
+
+    class Tiny(pl.LightningModule):
+        def __init__(self, n):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 16, n))
+            self.seen = {"val_q": 0, "val_g": 0}
+
+        def training_step(self, batch, _):
+            x, y, _cam = batch
+            return torch.nn.functional.cross_entropy(self.net(x), y)
+
+        def validation_step(self, batch, _):
+            _x, _pid, _cam, is_q = batch
+            self.seen["val_q"] += int(is_q.sum())
+            self.seen["val_g"] += int((~is_q).sum())
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    dm = _dm(market, batch_size=2, num_workers=1)
+    model = Tiny(dm.num_classes)
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                         num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=dm)
+    assert trainer.global_step == 3  # 7 images, batch 2, drop_last
+    assert model.seen == {"val_q": 2, "val_g": 7}
+    torch.manual_seed(0)
+    a = [b[1].tolist() for b in _dm(market, batch_size=2, num_workers=1, seed=3).train_dataloader()]
+    b = [b[1].tolist() for b in _dm(market, batch_size=2, num_workers=1, seed=3).train_dataloader()]
+    assert a == b

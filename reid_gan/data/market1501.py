@@ -394,6 +394,27 @@ class FolderDataset(ReIDDataset):
                 if not isinstance(rec, dict) or "file" not in rec:
                     raise DatasetError(f"{self.display_name}: {mpath} line {i + 1} has no 'file' key")
                 self.manifest[str(rec["file"])] = rec
+        if self.manifest:
+            self._check_manifest()
+
+    def _check_manifest(self) -> None:
+        """The manifest must agree with the file names (pid); missing lines/files are reported."""
+        mpath = self.root / MANIFEST
+        on_disk = {}
+        for s, pid in zip(self.train, self.train_orig_pids):
+            on_disk[Path(s.path).relative_to(self.root).as_posix()] = pid
+        wrong = [f"{f} (file name pid {on_disk[f]}, manifest pid {r['pid']})" for f, r in self.manifest.items()
+                 if f in on_disk and "pid" in r and int(r["pid"]) != on_disk[f]]
+        if wrong:
+            raise DatasetError(f"{self.display_name}: {mpath} disagrees with the file names: {_listing(wrong)}")
+        no_line = sorted(set(on_disk) - set(self.manifest))
+        no_file = sorted(f for f in set(self.manifest) - set(on_disk) if f.startswith(TRAIN_DIR + "/"))
+        if no_line:
+            log.warning("%s: %d image(s) have no line in %s, e.g. %s", self.display_name, len(no_line), mpath,
+                        _listing(no_line))
+        if no_file:
+            log.warning("%s: %d line(s) of %s name images that are not in the dataset (missing or skipped), "
+                        "e.g. %s", self.display_name, len(no_file), mpath, _listing(no_file))
 
     def manifest_record(self, path: str | Path) -> dict | None:
         """The manifest line of an image (absolute path or relative to the root), if any."""
