@@ -36,6 +36,7 @@ generator), so a given ``seed`` and ``num_workers`` give the same batches.
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass, field
 from functools import partial
@@ -191,7 +192,7 @@ class ReIDDataModule(pl.LightningDataModule):
         self._train_items = [TrainItem(s.path, s.pid, s.camid, orig, "real")
                              for s, orig in zip(ds.train, ds.train_orig_pids)]
         self._num_classes = ds.num_train_pids
-        self._test_paths = {s.path for s in ds.query} | {s.path for s in ds.gallery}
+        self._test_paths = {os.path.realpath(s.path) for s in ds.query + ds.gallery}
         self._ready = True
         pending, self._pending_specs = self._pending_specs, []
         for spec in pending:
@@ -241,7 +242,7 @@ class ReIDDataModule(pl.LightningDataModule):
         ds = self.dataset
         assert ds is not None
         test_pids = ds.test_pids()
-        leaked_files = [s.path for s in samples if s.path in self._test_paths]
+        leaked_files = [s.path for s in samples if os.path.realpath(s.path) in self._test_paths]
         if leaked_files:
             raise LeakageError(f"extra training set {name!r} contains query/gallery images of {ds.root}: "
                                f"{leaked_files[:5]}")
@@ -312,6 +313,7 @@ class ReIDDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         items = self.train_items
+        # drop_last never drops the only batch (a train split smaller than batch_size)
         drop_last = self.drop_last and len(items) > self.batch_size
         return self._loader(items, self.train_transform, self.batch_size, shuffle=True, drop_last=drop_last)
 
