@@ -408,7 +408,7 @@ def test_synthetic_is_rendered_first_then_loaded(tmp_path, monkeypatch):
 
     def fake_ensure_rendered(root, render_cfg):
         calls.append((str(root), render_cfg))
-        return write_market_tree(Path(root))
+        return Path(root) if (Path(root) / "bounding_box_train").exists() else write_market_tree(Path(root))
 
     monkeypatch.setitem(sys.modules, "reid_gan.data.synthetic",
                         types.SimpleNamespace(ensure_rendered=fake_ensure_rendered))
@@ -416,6 +416,10 @@ def test_synthetic_is_rendered_first_then_loaded(tmp_path, monkeypatch):
     ds = build_dataset(cfg.data)
     assert calls == [(str(tmp_path / "data" / "synthetic-market"), cfg.data.render)]
     assert type(ds) is FolderDataset and ds.has_test and len(ds.train) == 7
+    assert ds.display_name == "synthetic dataset"
+    shutil.rmtree(tmp_path / "data" / "synthetic-market" / "query")  # test splits are required
+    with pytest.raises(DatasetError, match="synthetic dataset: split folder .*query does not exist"):
+        build_dataset(cfg.data)
 
 
 def test_cli_prints_summary(market, capsys):

@@ -87,7 +87,7 @@ def build_dataset(data_cfg: Any) -> ReIDDataset:
         from reid_gan.data.synthetic import ensure_rendered  # lazy: the renderer is optional here
 
         root = ensure_rendered(root, _get(data_cfg, "render"))
-        return FolderDataset(root, require_test=True, **kwargs)
+        return FolderDataset(root, require_test=True, display_name="synthetic dataset", **kwargs)
     cls = dataset_class(name)
     return cls(root, **kwargs)
 

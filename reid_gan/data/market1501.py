@@ -372,13 +372,16 @@ class FolderDataset(ReIDDataset):
     start at 10000) or ``-1`` (junk); any camera ≥ 1 (camera 7 is reserved for generated images → camid 6).
 
     Statistics: whatever the folder holds; see :meth:`stats` / :meth:`print_summary`.
+    ``display_name`` names the set in messages and the summary table (default "folder dataset").
     """
 
     display_name = "folder dataset"
     required_splits = ("train",)
 
     def __init__(self, root: str | Path, on_bad_image: str = "error", verify_images: str = "header",
-                 require_test: bool = False) -> None:
+                 require_test: bool = False, display_name: str | None = None) -> None:
+        if display_name:
+            self.display_name = display_name
         if require_test:
             self.required_splits = ("train", "query", "gallery")
         super().__init__(root, on_bad_image=on_bad_image, verify_images=verify_images)
