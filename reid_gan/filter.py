@@ -80,7 +80,8 @@ def build_chain(fcfg: DictConfig, progress: bool | None = None) -> FilterChain:
                             f"got {type(flt).__name__}")
         flt.name = name
         plain = OmegaConf.to_container(node, resolve=True)
-        flt.identity = filter_identity({"filter": plain, "reid_gan": reid_gan.__version__})[:24]
+        plain["__version__"] = reid_gan.__version__  # a new release may score differently
+        flt.identity = filter_identity(plain)[:24]
         log.info("filter %d: %s", len(filters) + 1, flt.describe())
         filters.append(flt)
     if not filters:
