@@ -252,6 +252,17 @@ def write_report(result: ChainResult, report_dir: str | os.PathLike, n_examples:
 
 
 # ---------------------------------------------------------------------------------------- calibrate
+def ensure_dataset(cfg: DictConfig, path: str) -> Path:
+    """``path`` itself, except when it is ``data.root``: then the configured dataset is built first
+    (the embedded synthetic dataset is rendered if missing; a Market-1501 parent folder is resolved)."""
+    if str(path) == str(OmegaConf.select(cfg, "data.root", default="")):
+        from reid_gan.data import build_dataset
+
+        ds = build_dataset(cfg.data)
+        return Path(getattr(ds, "root", path))
+    return Path(path)
+
+
 def pick_threshold(scores: np.ndarray, target: float) -> tuple[float, float]:
     """The largest threshold whose real rejection rate (share of scores < threshold) is <= ``target``;
     returns (threshold, achieved rate)."""
@@ -277,15 +288,7 @@ def calibrate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     from reid_gan.report.document import Report
 
     fcfg = cfg.filter
-    root = Path(fcfg.calibrate_source)
-    if not root.is_dir() and OmegaConf.select(cfg, "data.name") == "synthetic":
-        try:
-            from reid_gan.data import build_dataset
-        except ImportError:
-            build_dataset = None
-        if build_dataset is not None:
-            log.info("calibrate: rendering the embedded dataset first (%s)", root)
-            build_dataset(cfg.data)
+    root = ensure_dataset(cfg, fcfg.calibrate_source)
     image_set = load_image_set(root, list(fcfg.calibrate_splits), key="filter.calibrate_source")
     if fcfg.calibrate_max_images and len(image_set.items) > fcfg.calibrate_max_images:
         keep = np.linspace(0, len(image_set.items) - 1, fcfg.calibrate_max_images).round().astype(int)
@@ -371,7 +374,7 @@ def filter(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:  # noqa: A
     if cfg.get("calibrate", False):
         return calibrate(cfg)
     fcfg = cfg.filter
-    source = Path(fcfg.source)
+    source = ensure_dataset(cfg, fcfg.source)
     image_set = load_image_set(source, list(fcfg.splits), key="filter.source")
     if not image_set.has_manifest:
         log.info("filter.source=%s has no manifest.jsonl: pids from file names, SSIM reference = first image",

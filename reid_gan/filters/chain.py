@@ -73,7 +73,8 @@ def load_image_set(root: str | os.PathLike, splits: Sequence[str] = ("bounding_b
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{key}={root}: folder not found (a set in Market-1501 layout)")
+        raise FileNotFoundError(f"{key}={root}: folder not found (a set in Market-1501 layout: run "
+                                f"`python -m reid_gan.generate` first, or give {key}=PATH, any Market-layout folder)")
     manifest = root / "manifest.jsonl"
     items: list[SetImage] = []
     if manifest.is_file():
