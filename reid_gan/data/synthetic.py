@@ -33,8 +33,8 @@ no progressive mode). :func:`ensure_rendered` renders a missing dataset, resumes
 is written atomically, ``DATASET.json`` last) and re-renders one that was rendered with other parameters
 (only if this module made it).
 
-Quickstart size (``conf/data/synthetic.yaml``): 120 train + 120 test identities, 8–14 images each,
-6 cameras, 150 distractors, 100 junk images; see ``docs/dataset.md`` for the statistics, the render
+Quickstart size (``conf/data/synthetic.yaml``): 100 train + 100 test identities, 6–12 images each,
+6 cameras, 120 distractors, 60 junk images; see ``docs/dataset.md`` for the statistics, the render
 time and the HOG people-detector pass rate.
 """
 
@@ -43,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import shutil
 import time
@@ -54,10 +55,9 @@ from typing import Any, Iterable, Mapping
 import cv2
 import numpy as np
 
-from reid_gan.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from reid_gan.utils.logging import get_logger
-
-log = get_logger(__name__)
+# Render workers import this module: keep it free of reid_gan.utils (whose package imports Lightning,
+# seconds per worker); the main-process functions import reid_gan.utils.io lazily.
+log = logging.getLogger(__name__)
 
 __all__ = [
     "RenderParams",
@@ -79,6 +79,7 @@ IN_PROGRESS = ".render_in_progress.json"
 GRID_NAME = "sample_grid.png"
 NAME_RE = r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$"
 
+OPTICS_SIGMA = (0.6, 1.0)  # Gaussian blur of every image (pixels at 128×64)
 FOOT_Y = 0.875  # where the feet are, as a fraction of the crop height (INRIA's 112/128)
 _SS = 2  # supersampling factor: drawn at 2× then INTER_AREA-downsampled (anti-aliasing)
 
@@ -89,23 +90,24 @@ class RenderParams:
     """Everything that determines the rendered files (see ``conf/data/synthetic.yaml``)."""
 
     seed: int = 0
-    num_train_ids: int = 120
-    num_test_ids: int = 120
-    images_per_id: tuple[int, int] = (8, 14)       # inclusive range, per identity
+    num_train_ids: int = 100
+    num_test_ids: int = 100
+    images_per_id: tuple[int, int] = (6, 12)       # inclusive range, per identity
     num_cameras: int = 6
     cameras_per_id: tuple[int, int] = (2, 6)       # inclusive range, capped by images and cameras
-    num_distractors: int = 150                     # gallery images with pid 0000
-    num_junk: int = 100                            # gallery images with pid -1
+    num_distractors: int = 120                     # gallery images with pid 0000
+    num_junk: int = 60                             # gallery images with pid -1
     jpeg_quality: tuple[int, int] = (75, 95)       # inclusive range, per image
     height: int = 128
     width: int = 64
     shared_colour_prob: float = 0.35               # identities that copy another's clothing colours
     occlusion_prob: float = 0.15
     blur_prob: float = 0.3
-    detector_tries: int = 6                        # 1: no detector in the loop (see render_image)
+    detector_tries: int = 8                        # 1: no detector in the loop (see render_image)
     detector_min_margin: float = 0.0               # HOG SVM margin a kept person image must reach
     grid_ids: int = 8                              # rows of the sample grid (0: no grid)
     grid_cols: int = 10
+    num_workers: int = 2                           # render processes (not part of the fingerprint)
 
     def __post_init__(self) -> None:
         def bad(key: str, msg: str, value: Any) -> None:
@@ -179,7 +181,9 @@ class RenderParams:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
+        """The parameters that determine the files (``num_workers`` does not)."""
         d = dataclasses.asdict(self)
+        d.pop("num_workers")
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)
@@ -421,7 +425,7 @@ def make_camera(cam: int, seed: int) -> Camera:
     return Camera(
         cam=cam, scene=scene, cast=tuple(cast), brightness=float(r.uniform(-22, 22)),
         contrast=float(r.uniform(0.8, 1.1)), facing_p=tuple(0.7 * facing + 0.3 * 0.25),
-        scale=float(r.uniform(0.76, 0.8)), noise=float(r.uniform(2.0, 6.0)),
+        scale=float(r.uniform(0.76, 0.8)), noise=float(r.uniform(1.5, 4.0)),
         base_colour=tuple(r.uniform(60, 200, 3)), accent=tuple(r.uniform(40, 220, 3)),
         light=float(r.uniform(-1, 1)),
     )
@@ -480,14 +484,14 @@ def _draw_scene(cam: Camera, r: np.random.Generator, H: int, W: int) -> np.ndarr
         img[:] = base * (0.75 + 0.3 * yy)
         vx = W * r.uniform(0.2, 0.8)
         for k in range(-3, 5):
-            cv2.line(img, (int(vx), int(H * 0.35)), (int(vx + k * W * 0.5), H), tuple(float(v) for v in base * 0.6), 2)
+            cv2.line(img, (int(vx), int(H * 0.35)), (int(vx + k * W * 0.5), H), tuple(float(v) for v in base * 0.85), 1)
         for y in range(int(H * 0.05), int(H * 0.3), int(r.integers(18, 30))):
             cv2.rectangle(img, (int(vx) - 20, y), (int(vx) + 20, y + 5), (250, 250, 250), -1)
         img[ground:] = (img[ground:] * 0.7 + acc * 0.3)
     else:  # plaza
         img[:] = base * 0.8 + 30
         tile = int(r.integers(14, 24))
-        col = tuple(float(v) for v in base * 0.55)
+        col = tuple(float(v) for v in base * 0.7)
         for y in range(ground, H, tile):
             cv2.line(img, (0, y), (W, y), col, 1)
         for x in range(-int(r.integers(0, tile)), W, tile):
@@ -803,6 +807,8 @@ def render_image(spec: ImageSpec, params: RenderParams, scheme_of: Mapping[int, 
                 break
     quality = int(r.integers(params.jpeg_quality[0], params.jpeg_quality[1] + 1))
     if info is not None:
+        if margin is None:
+            margin = _hog().window_margin(out)
         info.update(meta, cam=spec.cam, pattern=ident.pattern, bag=ident.bag, lower=ident.lower_style,
                     hair=ident.hair_style, quality=quality, tries=attempt, margin=margin)
     return out, quality
@@ -858,18 +864,20 @@ def _render_once(spec: ImageSpec, params: RenderParams, r: np.random.Generator, 
     img = (img - 128.0) * cam.contrast + 128.0 + cam.brightness + r.normal(0, 6)
     img = img * np.asarray(cam.cast, np.float32) * float(r.uniform(0.9, 1.1))
     img = cv2.resize(img, (params.width, params.height), interpolation=cv2.INTER_AREA)
-    img += r.normal(0, cam.noise, img.shape).astype(np.float32)
+    # optics: surveillance crops are soft (low-resolution cameras, upscaled boxes)
+    img = cv2.GaussianBlur(img, (0, 0), float(r.uniform(*OPTICS_SIGMA)))
     blurred = False
     if r.random() < params.blur_prob:
         blurred = True
         if r.random() < 0.5:
-            s = float(r.uniform(0.5, 1.1))
+            s = float(r.uniform(0.8, 1.4))
             img = cv2.GaussianBlur(img, (0, 0), s)
         else:  # horizontal motion blur
             k = int(r.integers(3, 6))
             kern = np.zeros((k, k), np.float32)
             kern[k // 2, :] = 1.0 / k
             img = cv2.filter2D(img, -1, kern)
+    img += r.normal(0, cam.noise, img.shape).astype(np.float32)
     meta.update(facing=facing, scene=cam.scene, occluded=occluded, blurred=blurred,
                 height=height / H, foot=foot / H)
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
@@ -960,6 +968,8 @@ def render_dataset(root: str | Path, params: RenderParams | None = None, progres
     already present (from an interrupted run with the same parameters) are kept; each image is
     written atomically; ``DATASET.json`` is written last and is the completion marker.
     """
+    from reid_gan.utils.io import atomic_write_json, atomic_write_text
+
     root = Path(root)
     params = RenderParams.from_config(params, **kwargs) if kwargs or not isinstance(params, RenderParams) \
         else params
@@ -1036,27 +1046,48 @@ def render_dataset(root: str | Path, params: RenderParams | None = None, progres
 
 def _render_files(root: Path, todo: list[ImageSpec], params: RenderParams, scheme_of: Mapping[int, int],
                   progress: bool) -> None:
+    """Render and write ``todo``; in ``params.num_workers`` processes when there is enough work."""
     if not todo:
         return
+    chunk = 64
+    chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
+    workers = min(params.num_workers, len(chunks))
     bar = None
     if progress:
-        try:
-            from rich.progress import Progress
+        from rich.progress import Progress
 
-            bar = Progress(transient=True)
-        except ImportError:  # pragma: no cover
-            bar = None
-    if bar is None:
-        for spec in todo:
-            img, q = render_image(spec, params, scheme_of)
-            atomic_write_bytes(root / spec.relpath, encode_jpeg(img, q))
-        return
-    with bar:
-        task = bar.add_task(f"rendering {root.name}", total=len(todo))
-        for spec in todo:
-            img, q = render_image(spec, params, scheme_of)
-            _write(root / spec.relpath, encode_jpeg(img, q))
-            bar.advance(task)
+        bar = Progress(transient=True)
+    ctx = bar if bar is not None else _nullcontext()
+    with ctx:
+        task = bar.add_task(f"rendering {root.name}", total=len(todo)) if bar is not None else None
+        if workers <= 1:
+            for c in chunks:
+                _render_chunk(str(root), c, params, dict(scheme_of))
+                if bar is not None:
+                    bar.advance(task, len(c))
+        else:
+            from joblib import Parallel, delayed
+
+            par = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
+            for n in par(delayed(_render_chunk)(str(root), c, params, dict(scheme_of)) for c in chunks):
+                if bar is not None:
+                    bar.advance(task, n)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _render_chunk(root: str, specs: list[ImageSpec], params: RenderParams, scheme_of: dict[int, int]) -> int:
+    cv2.setNumThreads(1)
+    for spec in specs:
+        img, q = render_image(spec, params, scheme_of)
+        _write(Path(root) / spec.relpath, encode_jpeg(img, q))
+    return len(specs)
 
 
 def _write(path: Path, data: bytes) -> None:
