@@ -1051,42 +1051,61 @@ def render_dataset(root: str | Path, params: RenderParams | None = None, progres
     return info
 
 
+_PARALLEL_MIN = 256  # fewer images than this are rendered in this process
+
+
 def _render_files(root: Path, todo: list[ImageSpec], params: RenderParams, scheme_of: Mapping[int, int],
                   progress: bool) -> None:
-    """Render and write ``todo``; in ``params.num_workers`` processes when there is enough work."""
+    """Render and write ``todo``; in ``params.num_workers`` processes when there is enough work.
+
+    Worker processes are forked where the platform can (no re-import of the package per worker:
+    importing ``reid_gan`` pulls in Lightning, seconds per process), before the progress bar's thread
+    starts; joblib's loky workers elsewhere. Each image depends only on its own seed, so the files do
+    not depend on the number of workers.
+    """
+    import multiprocessing as mp
+
     if not todo:
         return
     chunk = 64
     chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
-    workers = min(params.num_workers, len(chunks))
-    bar = None
-    if progress:
-        from rich.progress import Progress
+    workers = min(params.num_workers, len(chunks)) if len(todo) >= _PARALLEL_MIN else 0
+    sch = dict(scheme_of)
+    pool = None
+    if workers > 1 and "fork" in mp.get_all_start_methods():
+        import warnings
 
-        bar = Progress(transient=True)
-    ctx = bar if bar is not None else _nullcontext()
-    with ctx:
-        task = bar.add_task(f"rendering {root.name}", total=len(todo)) if bar is not None else None
-        if workers <= 1:
-            for c in chunks:
-                _render_chunk(str(root), c, params, dict(scheme_of))
-                if bar is not None:
-                    bar.advance(task, len(c))
-        else:
-            from joblib import Parallel, delayed
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded process, fork()"
+            pool = mp.get_context("fork").Pool(workers, initializer=cv2.setNumThreads, initargs=(1,))
+    if workers <= 1:
+        results: Iterable[int] = (_render_chunk(str(root), c, params, sch) for c in chunks)
+    elif pool is not None:
+        results = pool.imap_unordered(_render_chunk_args, [(str(root), c, params, sch) for c in chunks])
+    else:
+        from joblib import Parallel, delayed
 
-            par = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
-            for n in par(delayed(_render_chunk)(str(root), c, params, dict(scheme_of)) for c in chunks):
-                if bar is not None:
+        par = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
+        results = par(delayed(_render_chunk)(str(root), c, params, sch) for c in chunks)
+    try:
+        if progress:
+            from rich.progress import Progress
+
+            with Progress(transient=True) as bar:
+                task = bar.add_task(f"rendering {root.name}", total=len(todo))
+                for n in results:
                     bar.advance(task, n)
+        else:
+            for _ in results:
+                pass
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
 
 
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+def _render_chunk_args(args: tuple) -> int:
+    return _render_chunk(*args)
 
 
 def _render_chunk(root: str, specs: list[ImageSpec], params: RenderParams, scheme_of: dict[int, int]) -> int:
