@@ -251,3 +251,37 @@ def test_schema_rejects_bad_thresholds(tmp_path):
         cfg = compose_stage("filter", tmp_path, [bad])
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             validate_config(cfg)
+
+
+def test_identity_filter_from_a_reid_checkpoint_in_the_stage(tmp_path, yolo_weights):
+    import torch
+
+    from reid_gan.filter import filter as run_filter
+    from reid_gan.filters.identity import ReIDFeatureExtractor
+    from tests.filter_helpers import TinyReID
+
+    torch.manual_seed(0)
+    model = TinyReID()
+    ckpt = tmp_path / "reid.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, ckpt)
+    ext = ReIDFeatureExtractor(str(ckpt), {"_target_": "tests.filter_helpers.TinyReID"})
+    x = torch.rand(2, 3, 128, 64)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(ext(x), model((x - mean) / std))
+    with pytest.raises(WeightsError, match=r"filter\.chain\.identity\.extractor\.checkpoint"):
+        ReIDFeatureExtractor(None, {"_target_": "tests.filter_helpers.TinyReID"})
+
+    make_generated_set(tmp_path / "gen", persons=2, per_person=3)
+    cfg = _stage_cfg(tmp_path, yolo_weights, [
+        "filter.chain.detector.threshold=0.0", "filter.chain.identity.enabled=true",
+        "filter.chain.identity.threshold=-1.0", f"filter.chain.identity.extractor.checkpoint={ckpt}",
+        "filter.chain.identity.extractor.model={_target_: tests.filter_helpers.TinyReID}"])
+    m, o = run_filter(cfg)
+    s = o["result"].scores["identity"]
+    assert m["filter/computed_identity"] == 6 and np.all(np.abs(s) <= 1 + 1e-6)
+    assert m["filter/discarded_identity"] == 0  # threshold -1 keeps everything
+    missing = _stage_cfg(tmp_path, yolo_weights, ["filter.chain.identity.enabled=true"])
+    with pytest.raises(WeightsError, match=r"identity\.extractor\.checkpoint: not set"):
+        run_filter(missing)
