@@ -265,3 +265,221 @@ def test_folder_option_requires_root(tmp_path):
     cfg = compose_stage("make_dataset", tmp_path, ["data=folder"])
     with pytest.raises(ConfigError, match="root"):
         validate_config(cfg)
+
+
+# ------------------------------------------------------------------------------------- DataModule
+def _dm(root_or_ds, **kw):
+    from reid_gan.data.datamodule import ReIDDataModule
+
+    ds = root_or_ds if not isinstance(root_or_ds, Path) else Market1501(root_or_ds)
+    kw.setdefault("height", 32)
+    kw.setdefault("width", 16)
+    kw.setdefault("pad", 2)
+    return ReIDDataModule(ds, **kw)
+
+
+def test_datamodule_batches_and_eval_flags(market):
+    import torch
+
+    dm = _dm(market, batch_size=4, eval_batch_size=5, random_erasing=True)
+    dm.setup()
+    dm.setup("fit")  # idempotent
+    assert dm.num_classes == 3 and len(dm.train_items) == 7
+    imgs, labels, camids = next(iter(dm.train_dataloader()))
+    assert imgs.shape == (4, 3, 32, 16) and imgs.dtype == torch.float32
+    assert labels.dtype == torch.int64 and set(labels.tolist()) <= {0, 1, 2}
+    assert len(dm.train_dataloader()) == 1  # 7 images, batch 4, drop_last
+    batches = list(dm.val_dataloader())
+    pids = torch.cat([b[1] for b in batches]).tolist()
+    is_q = torch.cat([b[3] for b in batches]).tolist()
+    assert batches[0][0].shape == (5, 3, 32, 16)
+    assert is_q == [True] * 2 + [False] * 7
+    assert pids[:2] == [1, 5] and sorted(pids[2:]) == [0, 0, 1, 1, 1, 5, 5]  # original pids, distractors kept
+    q = next(iter(dm.query_dataloader()))
+    assert q[3].tolist() == [True, True] and q[2].tolist() == [0, 1]
+
+
+def test_eval_transform_is_resize_and_imagenet_normalisation(market):
+    import cv2
+    import numpy as np
+    import torch
+
+    dm = _dm(market, height=64, width=32)
+    img, pid, camid, is_q = dm.query_dataloader().dataset[0]
+    path = dm.dataset.query[0].path
+    ref = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+    ref = cv2.resize(ref, (32, 64), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
+    ref = (ref - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    ref = torch.from_numpy(ref.transpose(2, 0, 1)).float()
+    assert img.shape == (3, 64, 32)
+    # upscaling: antialias does not matter; only resampling rounding differs between PIL and OpenCV
+    assert torch.allclose(img, ref, atol=0.1), (img - ref).abs().max()
+    assert (pid, camid, is_q) == (1, 0, True)
+
+
+def test_datamodule_deterministic_with_seed(market):
+    import torch
+
+    def first_batches(seed):
+        torch.manual_seed(123)  # what seed_everything does for the transforms
+        dm = _dm(market, batch_size=3, seed=seed, random_erasing=True)
+        return [b for b in dm.train_dataloader()]
+
+    a, b, c = first_batches(0), first_batches(0), first_batches(1)
+    assert all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(a, b))
+    order = lambda bs: [tuple(x[1].tolist()) for x in bs]  # noqa: E731
+    assert order(a) != order(c)  # the seed changes the training order
+
+
+def test_extra_train_sets_offset_and_never_in_query_gallery(market, tmp_path):
+    import torch
+
+    gen = write_generated_set(tmp_path / "gen", pids=(10000, 10001), per_person=2)
+    variants = write_generated_set(tmp_path / "variants", pids=(7, 12), per_person=2, source="real")
+    dm = _dm(market, batch_size=4, extra_train_sets=[gen])  # queued before setup
+    assert dm.num_classes == 5  # 3 real + 2 new
+    rec = dm.add_train_set(variants, label_mode="real", name="variants")
+    assert rec.pid2label == {7: 1, 12: 2} and rec.num_new_classes == 0 and dm.num_classes == 5
+    rec2 = dm.add_train_set(FolderDataset(gen), label_mode="new", name="gen-again")
+    assert rec2.pid2label == {10000: 5, 10001: 6} and dm.num_classes == 7  # never merged with the first set
+    items = dm.train_items
+    assert len(items) == 7 + 4 + 4 + 4
+    by_source = {}
+    for it in items:
+        by_source.setdefault(it.source, set()).add((it.pid, it.label))
+    assert by_source["real"] == {(2, 0), (7, 1), (12, 2)}
+    assert by_source[str(gen)] == {(10000, 3), (10001, 4)}
+    assert by_source["variants"] == {(7, 1), (12, 2)}
+    # labels cover exactly 0..num_classes-1, the loader yields them
+    assert {it.label for it in items} == set(range(dm.num_classes))
+    labels = torch.cat([b[1] for b in dm.train_dataloader()]).tolist()
+    assert max(labels) < dm.num_classes
+    # query/gallery untouched
+    eval_paths = {it.path for it in dm.query_items + dm.gallery_items}
+    assert eval_paths == {s.path for s in dm.dataset.query + dm.dataset.gallery}
+    assert not any("gen" in p or "variants" in p for p in eval_paths)
+    assert sum(b[0].shape[0] for b in dm.val_dataloader()) == 9
+
+
+def test_extra_train_set_leakage_refused(market, tmp_path):
+    dm = _dm(market)
+    with pytest.raises(LeakageError, match=r"label_mode=real.*pids \[5\]"):
+        dm.add_train_samples([(str(tmp_path / "x.jpg"), 5, 6)], label_mode="real", name="bad")
+    with pytest.raises(DatasetError, match=r"pids \[99\] are not training identities"):
+        dm.add_train_samples([(str(tmp_path / "x.jpg"), 99, 6)], label_mode="real")
+    q = dm.dataset.query[0]
+    with pytest.raises(LeakageError, match="contains query/gallery images"):
+        dm.add_train_samples([(q.path, 20000, 0)], label_mode="new")
+    derived = write_generated_set(tmp_path / "derived", pids=(1,), source="real")  # from query person 1
+    with pytest.raises(LeakageError, match="derived from query/gallery identities"):
+        dm.add_train_set(derived, label_mode="new")
+    with pytest.raises(ValueError, match="label_mode"):
+        dm.add_train_samples([(q.path, 1, 0)], label_mode="both")
+    assert dm.num_classes == 3 and len(dm.train_items) == 7  # nothing was added
+
+
+def test_datamodule_from_config(market, tmp_path):
+    from reid_gan.data.datamodule import ReIDDataModule
+
+    cfg = compose_stage("make_dataset", tmp_path, ["data=market1501", f"data.root={market}", "data.height=32",
+                                                   "data.width=16", "data.batch_size=2", "data.num_workers=0"])
+    validate_config(cfg)
+    dm = ReIDDataModule.from_config(cfg.data, seed=cfg.seed)
+    assert dm.dataset is None  # indexed in setup, not before
+    assert dm.num_classes == 3
+    assert next(iter(dm.train_dataloader()))[0].shape == (2, 3, 32, 16)
+
+
+def test_bad_image_at_load_time_names_the_file(market):
+    (market / "bounding_box_train" / "0002_c1s1_009999_00.jpg").write_bytes(b"\xff\xd8\xff garbage \xff\xd9")
+    ds = Market1501(market, verify_images="header")  # markers look fine: only decoding finds it
+    dm = _dm(ds, batch_size=8, drop_last=False)
+    with pytest.raises(BadImageError, match="0002_c1s1_009999_00.jpg"):
+        list(dm.train_dataloader())
+    with pytest.raises(BadImageError, match="0002_c1s1_009999_00.jpg"):
+        Market1501(market, verify_images="decode")
+
+
+def test_synthetic_is_rendered_first_then_loaded(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    calls = []
+
+    def fake_ensure_rendered(root, render_cfg):
+        calls.append((str(root), render_cfg))
+        return Path(root) if (Path(root) / "bounding_box_train").exists() else write_market_tree(Path(root))
+
+    monkeypatch.setitem(sys.modules, "reid_gan.data.synthetic",
+                        types.SimpleNamespace(ensure_rendered=fake_ensure_rendered))
+    cfg = compose_stage("make_dataset", tmp_path, ["data=synthetic"])
+    ds = build_dataset(cfg.data)
+    assert calls == [(str(tmp_path / "data" / "synthetic-market"), cfg.data.render)]
+    assert type(ds) is FolderDataset and ds.has_test and len(ds.train) == 7
+    assert ds.display_name == "synthetic dataset"
+    shutil.rmtree(tmp_path / "data" / "synthetic-market" / "query")  # test splits are required
+    with pytest.raises(DatasetError, match="synthetic dataset: split folder .*query does not exist"):
+        build_dataset(cfg.data)
+
+
+def test_cli_prints_summary(market, capsys):
+    from reid_gan.data.__main__ import main
+
+    assert main([str(market.parent), "--format", "market1501"]) == 0
+    assert "gallery" in capsys.readouterr().out
+    assert main([str(market / "nothing")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_manifest_must_agree_with_file_names(tmp_path, caplog):
+    import json
+
+    gen = write_generated_set(tmp_path / "gen", pids=(10000,), per_person=2)
+    lines = [json.loads(x) for x in (gen / "manifest.jsonl").read_text().splitlines()]
+    lines.append({**lines[0], "file": "bounding_box_train/10000_c7s1_000099_00.jpg"})  # no such file
+    with caplog.at_level(logging.WARNING):
+        FolderDataset(gen)
+    (gen / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    with caplog.at_level(logging.WARNING):
+        FolderDataset(gen)
+    assert "1 line(s)" in caplog.text and "10000_c7s1_000099_00.jpg" in caplog.text
+    lines[1]["pid"] = 10005
+    (gen / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    with pytest.raises(DatasetError, match=r"manifest\.jsonl disagrees.*10000_c7s1_000001_00\.jpg.*manifest pid 10005"):
+        FolderDataset(gen)
+
+
+def test_datamodule_with_workers_and_lightning_fit(market, tmp_path):
+    import pytorch_lightning as pl
+    import torch
+
+    class Tiny(pl.LightningModule):
+        def __init__(self, n):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 16, n))
+            self.seen = {"val_q": 0, "val_g": 0}
+
+        def training_step(self, batch, _):
+            x, y, _cam = batch
+            return torch.nn.functional.cross_entropy(self.net(x), y)
+
+        def validation_step(self, batch, _):
+            _x, _pid, _cam, is_q = batch
+            self.seen["val_q"] += int(is_q.sum())
+            self.seen["val_g"] += int((~is_q).sum())
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    dm = _dm(market, batch_size=2, num_workers=1)
+    model = Tiny(dm.num_classes)
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                         num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=dm)
+    assert trainer.global_step == 3  # 7 images, batch 2, drop_last
+    assert model.seen == {"val_q": 2, "val_g": 7}
+    torch.manual_seed(0)
+    a = [b[1].tolist() for b in _dm(market, batch_size=2, num_workers=1, seed=3).train_dataloader()]
+    b = [b[1].tolist() for b in _dm(market, batch_size=2, num_workers=1, seed=3).train_dataloader()]
+    assert a == b

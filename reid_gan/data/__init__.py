@@ -36,6 +36,7 @@ __all__ = [
     "DukeMTMCreID",
     "FolderDataset",
     "Market1501",
+    "ReIDDataModule",
     "ReIDDataset",
     "Sample",
     "build_dataset",
@@ -86,6 +87,14 @@ def build_dataset(data_cfg: Any) -> ReIDDataset:
         from reid_gan.data.synthetic import ensure_rendered  # lazy: the renderer is optional here
 
         root = ensure_rendered(root, _get(data_cfg, "render"))
-        return FolderDataset(root, require_test=True, **kwargs)
+        return FolderDataset(root, require_test=True, display_name="synthetic dataset", **kwargs)
     cls = dataset_class(name)
     return cls(root, **kwargs)
+
+
+def __getattr__(name: str):  # lazy: importing the DataModule pulls in Lightning
+    if name == "ReIDDataModule":
+        from reid_gan.data.datamodule import ReIDDataModule
+
+        return ReIDDataModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
