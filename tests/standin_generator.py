@@ -71,9 +71,10 @@ class _Synthesis(nn.Module):
         x = self.input(ws[:, 0])
         for i, conv in enumerate(self.convs):
             s = self.styles[i](ws[:, i + 1]).unsqueeze(-1).unsqueeze(-1)
-            x = torch.nn.functional.leaky_relu(conv(x * (1 + s)), 0.2) * 0.7 + x * 0.3
+            x = x * (1 + 0.5 * torch.tanh(s)) + 0.2 * torch.nn.functional.leaky_relu(conv(x), 0.2)
+            x = x / (x.square().mean((1, 2, 3), keepdim=True) + 1e-8).sqrt()
         s = self.styles[-1](ws[:, -1]).unsqueeze(-1).unsqueeze(-1)
-        return torch.tanh(self.torgb(x * (1 + s)))
+        return torch.tanh(2.0 * self.torgb(x * (1 + 0.5 * torch.tanh(s))))
 
 
 class StandinGenerator(nn.Module):
