@@ -197,6 +197,9 @@ def test_stage_writes_kept_set_report_and_reuses_cache(tmp_path, yolo_weights, m
     # source untouched, kept files are the same bytes
     assert {p.name: p.read_bytes() for p in (gen / "bounding_box_train").iterdir()} == before
     assert all((kept / "bounding_box_train" / f).read_bytes() == before[f] for f in files)
+    from reid_gan.data import FolderDataset  # the kept set is a dataset the data layer reads as-is
+
+    assert len(FolderDataset(kept).train) == 9
 
     # another threshold: nothing recomputed, and the decision follows the cached scores
     scores = pd.read_csv(tmp_path / "out" / "report" / "scores.csv")
