@@ -22,6 +22,7 @@ SCHEMA_MODULES = [
     "reid_gan.config.data",
     "reid_gan.config.filter",
     "reid_gan.config.gan",
+    "reid_gan.config.generate",
 ]
 
 _registered = False
