@@ -23,6 +23,7 @@ SCHEMA_MODULES = [
     "reid_gan.config.filter",
     "reid_gan.config.gan",
     "reid_gan.config.generate",
+    "reid_gan.config.pipeline",
 ]
 
 _registered = False
