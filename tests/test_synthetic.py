@@ -263,7 +263,7 @@ def test_make_dataset_stage(tmp_path):
     validate_config(cfg)
     metrics, objects = make_dataset(cfg)
     root = Path(objects["root"])
-    assert root == tmp_path / "data" / "synthetic-market-smoke"
+    assert root == tmp_path / "data" / "smoke" / "synthetic-market"
     assert S.is_rendered(root, S.RenderParams.from_config(cfg.data.render))
     assert metrics["data/train_ids"] == 8 and metrics["data/test_ids"] == 8
     check = json.loads((root / "hog_check.json").read_text())
