@@ -72,7 +72,7 @@ __all__ = [
 ]
 
 # Bump when the drawing code changes the pixels: an old render is then re-rendered, not reused.
-RENDERER_VERSION = 2
+RENDERER_VERSION = 3
 SPLITS = ("bounding_box_train", "bounding_box_test", "query")
 MARKER = "DATASET.json"
 IN_PROGRESS = ".render_in_progress.json"
@@ -513,7 +513,9 @@ def _draw_scene(cam: Camera, r: np.random.Generator, H: int, W: int) -> np.ndarr
 # =========================================================================== the person
 def _c(col: Iterable[float], f: float = 1.0) -> tuple:
     """BGR colour scaled by ``f`` as a BGRA tuple with alpha 1 (persons are drawn on a BGRA layer)."""
-    return tuple(float(np.clip(v * f, 0, 255)) for v in list(col)[:3]) + (1.0,)
+    b, g, r = list(col)[:3]
+    return (min(255.0, max(0.0, float(b) * f)), min(255.0, max(0.0, float(g) * f)),
+            min(255.0, max(0.0, float(r) * f)), 1.0)
 
 
 def _limb(img: np.ndarray, p0, p1, w0: float, w1: float, col) -> None:
@@ -548,19 +550,28 @@ def _draw_person(canvas: np.ndarray, ident: Identity, cx: float, foot_y: float, 
     H, W = canvas.shape[:2]
     img = np.zeros((H, W, 4), np.float32)
     _draw_figure(img, ident, cx, foot_y, height, facing, phase)
-    alpha = img[:, :, 3:4]
+    # shading and compositing only inside the figure's box (plus its shadow)
+    y0 = max(0, int(foot_y - 1.1 * height) - 2)
+    y1 = min(H, int(foot_y + 0.06 * height) + 3)
+    x0 = max(0, int(cx - 0.6 * height) - 2)
+    x1 = min(W, int(cx + 0.6 * height) + 3)
+    if y1 <= y0 or x1 <= x0:
+        return
+    lay = img[y0:y1, x0:x1]
+    roi = canvas[y0:y1, x0:x1]
+    alpha = lay[:, :, 3:4]
     solid = (alpha[:, :, 0] > 0.5).astype(np.uint8)
     dist = cv2.distanceTransform(solid, cv2.DIST_L2, 3)
     k = max(1.0, 0.03 * height)
     shade = 0.6 + 0.4 * np.clip(dist / k, 0.0, 1.0)
     if light:
-        xs = (np.arange(W, dtype=np.float32)[None, :] - cx) / max(1.0, 0.15 * height)
+        xs = (np.arange(x0, x1, dtype=np.float32)[None, :] - cx) / max(1.0, 0.15 * height)
         shade = shade * (1.0 + 0.12 * light * np.clip(xs, -1, 1))
-    sh = np.zeros((H, W), np.float32)  # soft ground shadow
-    _ellipse(sh, (cx, foot_y), (0.14 * height, 0.022 * height), 1.0)
-    canvas *= (1.0 - 0.35 * cv2.GaussianBlur(sh, (0, 0), 0.01 * height + 0.5))[:, :, None]
-    canvas *= 1.0 - alpha
-    canvas += img[:, :, :3] * shade[:, :, None]
+    sh = np.zeros(roi.shape[:2], np.float32)  # soft ground shadow
+    _ellipse(sh, (cx - x0, foot_y - y0), (0.14 * height, 0.022 * height), 1.0)
+    roi *= (1.0 - 0.35 * cv2.GaussianBlur(sh, (0, 0), 0.01 * height + 0.5))[:, :, None]
+    roi *= 1.0 - alpha
+    roi += lay[:, :, :3] * shade[:, :, None]
 
 
 # Body proportions in units of the person's height (tuned so that OpenCV's INRIA-trained HOG people
@@ -868,9 +879,9 @@ def _render_once(spec: ImageSpec, params: RenderParams, r: np.random.Generator, 
                          height * r.uniform(1.8, 2.5), facing, phase, r, light=cam.light)
 
     # camera response: colour cast, brightness, contrast, sensor noise
-    img = (img - 128.0) * cam.contrast + 128.0 + cam.brightness + r.normal(0, 6)
-    img = img * np.asarray(cam.cast, np.float32) * float(r.uniform(0.9, 1.1))
     img = cv2.resize(img, (params.width, params.height), interpolation=cv2.INTER_AREA)
+    img = (img - 128.0) * cam.contrast + (128.0 + cam.brightness + r.normal(0, 6))
+    img *= np.asarray(cam.cast, np.float32) * np.float32(r.uniform(0.9, 1.1))
     # optics: surveillance crops are soft (low-resolution cameras, upscaled boxes)
     img = cv2.GaussianBlur(img, (0, 0), float(r.uniform(*OPTICS_SIGMA)))
     blurred = False
