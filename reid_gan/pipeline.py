@@ -1,0 +1,145 @@
+"""``python -m reid_gan.pipeline``: the whole study, one command.
+
+make_dataset → train_gan → generate → filter → train (baseline + ``aug.persons`` sweep × seeds) → report.
+
+Every stage is composed exactly as ``python -m reid_gan.<stage> <the same overrides>`` would compose it,
+then wired to its upstream artifacts and run in this process. Its output goes to
+``paths.artifacts/<stage>/<key>`` where ``key`` hashes the config that affects the stage plus its
+upstream keys (:mod:`reid_gan.utils.artifacts`): a stage whose artifact is complete is skipped and says
+so; a killed or changed stage, and everything after it, is redone. A file lock per artifact lets
+parallel pipeline jobs (``-m``) share upstream work without building anything twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+import reid_gan.config  # noqa: F401  (registers the schemas before Hydra composes)
+from reid_gan.config import validate_config
+from reid_gan.utils.artifacts import (
+    artifact_lock,
+    config_key,
+    is_complete,
+    mark_complete,
+    read_complete,
+)
+from reid_gan.utils.io import atomic_write_json
+from reid_gan.utils.logging import get_logger
+from reid_gan.utils.task import run_stage, task_wrapper
+
+log = get_logger(__name__)
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+@dataclass
+class StageRun:
+    """One stage invocation inside the pipeline."""
+
+    stage: str                      # module name under reid_gan (and primary config name)
+    name: str                       # artifact folder name (stage, or stage + variant)
+    fields: list[str]               # config keys that affect the output
+    upstream: list[str] = field(default_factory=list)   # keys of the artifacts it reads
+    overrides: list[str] = field(default_factory=list)  # extra overrides (wiring, sweep point)
+
+
+def user_overrides(cfg: DictConfig) -> list[str]:
+    """The overrides the pipeline was called with, minus pipeline/hydra-only ones."""
+    task = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
+    if task is None:
+        try:
+            from hydra.core.hydra_config import HydraConfig
+
+            task = HydraConfig.get().overrides.task
+        except ValueError:
+            task = []
+    keep = []
+    for o in task:
+        key = o.lstrip("+~").split("=", 1)[0]
+        if key.startswith(("pipeline", "hydra")) or key in ("task_name", "optimized_metric"):
+            continue
+        keep.append(o)
+    return keep
+
+
+def compose_for(stage: str, overrides: list[str]) -> DictConfig:
+    """Compose ``conf/<stage>.yaml`` with these overrides (inside or outside a running Hydra app)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    ctx = (nullcontext() if GlobalHydra.instance().is_initialized()
+           else initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)))
+    with ctx:
+        return compose(config_name=stage, overrides=overrides)
+
+
+def stage_function(stage: str) -> Callable[[DictConfig], Any]:
+    module = importlib.import_module(f"reid_gan.{stage}")
+    fn = getattr(module, stage, None) or getattr(module, "run", None)
+    if fn is None:
+        raise AttributeError(f"reid_gan.{stage} has no task function {stage}(cfg)")
+    return fn
+
+
+class Pipeline:
+    """Runs stage invocations with skip/lock/marker logic and keeps an index of what ran."""
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.base_overrides = user_overrides(cfg)
+        self.artifacts = Path(cfg.paths.artifacts)
+        self.force = set(OmegaConf.select(cfg, "pipeline.force", default=[]) or [])
+        self.index: list[dict[str, Any]] = []
+
+    def folder(self, name: str, key: str) -> Path:
+        return self.artifacts / name / key
+
+    def run(self, sr: StageRun) -> tuple[str, Path, dict[str, Any]]:
+        """Run (or skip) one stage. Returns (key, artifact folder, info stored in its marker)."""
+        overrides = [*self.base_overrides, *sr.overrides]
+        probe = compose_for(sr.stage, overrides)
+        key = config_key(probe, sr.fields, sr.upstream)
+        out = self.folder(sr.name, key)
+        with artifact_lock(out):
+            if is_complete(out) and sr.stage not in self.force and sr.name not in self.force:
+                info = read_complete(out)
+                log.info("[pipeline] %-22s skipped: artifact %s is complete", sr.name, out)
+                self.index.append({"stage": sr.name, "key": key, "dir": str(out), "skipped": True,
+                                   "seconds": 0.0, "metrics": info.get("metrics", {})})
+                return key, out, info
+            log.info("[pipeline] %-22s running → %s", sr.name, out)
+            out.mkdir(parents=True, exist_ok=True)
+            cfg = compose_for(sr.stage, [*overrides, f"paths.output_dir={out}", "print_config=false"])
+            validate_config(cfg)
+            t0 = time.perf_counter()
+            metrics, objects = task_wrapper(stage_function(sr.stage))(cfg)
+            seconds = time.perf_counter() - t0
+            info = {
+                "stage": sr.stage, "name": sr.name, "key": key, "upstream": sr.upstream,
+                "overrides": overrides, "seconds": round(seconds, 2),
+                "metrics": _plain_metrics(metrics),
+                "outputs": {k: str(v) for k, v in (objects or {}).items() if isinstance(v, (str, Path))},
+                "config": OmegaConf.to_container(cfg, resolve=True),
+            }
+            mark_complete(out, info)
+            self.index.append({"stage": sr.name, "key": key, "dir": str(out), "skipped": False,
+                               "seconds": info["seconds"], "metrics": info["metrics"]})
+            return key, out, info
+
+
+def _plain_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in (metrics or {}).items():
+        if hasattr(v, "item") and getattr(v, "ndim", 0) == 0:
+            v = v.item()
+        if isinstance(v, (int, float, str, bool)) or v is None:
+            out[k] = v
+    return out
