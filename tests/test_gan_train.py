@@ -390,3 +390,75 @@ def test_resume_resolution_mismatch_is_reported(tmp_path):
     cfg = _cfg(tmp_path, ["gan.G.z_dim=8", "gan.G.w_dim=8", f"gan.resume={p}"])
     with pytest.raises(ValueError, match="64x32 but gan.resolution is 32x16"):
         train_gan(cfg)
+
+
+# --- FID / KID -------------------------------------------------------------------------------------------
+# A few entries of torch-fidelity's FeatureExtractorInceptionV3 state dict (weights-inception-2015-12-05),
+# written down from its layout, not from our module.
+_FIDELITY_SHAPES = {
+    "Conv2d_1a_3x3.conv.weight": (32, 3, 3, 3),
+    "Conv2d_4a_3x3.bn.running_var": (192,),
+    "Mixed_5b.branch_pool.conv.weight": (32, 192, 1, 1),
+    "Mixed_6a.branch3x3.conv.weight": (384, 288, 3, 3),
+    "Mixed_6e.branch7x7_2.conv.weight": (192, 192, 1, 7),
+    "Mixed_7a.branch3x3_2.conv.weight": (320, 192, 3, 3),
+    "Mixed_7b.branch3x3dbl_1.conv.weight": (448, 1280, 1, 1),
+    "Mixed_7c.branch_pool.conv.weight": (192, 2048, 1, 1),
+    "fc.weight": (1008, 2048),
+    "fc.bias": (1008,),
+}
+
+
+def test_inception_loader_on_random_state_dict(tmp_path):
+    from reid_gan.metrics.fid import InceptionFeatures, load_inception
+
+    torch.manual_seed(0)
+    own = InceptionFeatures().state_dict()
+    for k, shape in _FIDELITY_SHAPES.items():
+        assert tuple(own[k].shape) == shape, k
+    state = {k: (torch.rand_like(v) + 0.5 if "running_var" in k else torch.randn_like(v) * 0.05)
+             for k, v in own.items() if v.is_floating_point()}
+    p = tmp_path / "weights-inception-2015-12-05-6726825d.pth"
+    torch.save(state, p)
+    net = load_inception(p)
+    assert torch.equal(net.state_dict()["Mixed_7c.branch_pool.conv.weight"], state["Mixed_7c.branch_pool.conv.weight"])
+    feats = net(torch.randint(0, 256, (2, 3, 32, 16), dtype=torch.uint8))
+    assert feats.shape == (2, 2048) and torch.isfinite(feats).all()
+    del state["fc.bias"]
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="fc.bias"):
+        load_inception(tmp_path / "bad.pth")
+    with pytest.raises(FileNotFoundError, match="metrics.inception"):
+        load_inception(tmp_path / "absent.pth")
+
+
+def test_frechet_and_kid_math():
+    from reid_gan.metrics.fid import frechet_distance, kernel_inception_distance
+
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=4), rng.normal(size=4)
+    s1, s2 = np.diag(rng.uniform(0.5, 2, 4)), np.diag(rng.uniform(0.5, 2, 4))
+    expect = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * np.sqrt(s1 @ s2))
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expect, rel=1e-6)
+    assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0, abs=1e-6)
+    f = rng.normal(size=(200, 8))
+    same, _ = kernel_inception_distance(f, rng.normal(size=(200, 8)), subsets=10, subset_size=100)
+    shifted, _ = kernel_inception_distance(f, rng.normal(size=(200, 8)) + 1, subsets=10, subset_size=100)
+    assert abs(same) < 0.05 < shifted
+
+
+@pytest.mark.slow  # ~40 s: Inception-v3 at 299x299 on a CPU
+def test_train_gan_reports_fid_with_local_inception(tmp_path):
+    from reid_gan.metrics.fid import InceptionFeatures
+    from reid_gan.train_gan import train_gan
+
+    torch.manual_seed(0)
+    own = InceptionFeatures().state_dict()
+    w = tmp_path / "inception.pth"
+    torch.save({k: (torch.rand_like(v) + 0.5 if "running_var" in k else torch.randn_like(v) * 0.05)
+                for k, v in own.items() if v.is_floating_point()}, w)
+    cfg = _cfg(tmp_path, ["gan.G.z_dim=8", "gan.G.w_dim=8", f"metrics.inception={w}", "metrics.num_images=4",
+                          "metrics.num_real=4", "metrics.kid_subsets=2", "gan.kimg=0.008"])
+    metrics, obj = train_gan(cfg)
+    assert {"metric/fid", "metric/kid"} <= set(metrics) and "metric/swd" not in metrics
+    assert all(math.isfinite(h["metric/fid"]) and h["metric/fid"] >= 0 for h in obj["history"])
