@@ -173,7 +173,7 @@ def save_grid_png(path: Path, images: list[np.ndarray], captions: list[str], nro
     except ImportError:
         save_grid = None
     if save_grid is not None:
-        return save_grid(path, images, nrow=nrow, captions=captions, scale=2 if images[0].shape[0] <= 128 else 1)
+        return save_grid(path, images, nrow=nrow, captions=captions, scale=2 if images[0].shape[0] <= 64 else 1)
     import cv2
 
     h, w = images[0].shape[:2]
