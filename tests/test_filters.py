@@ -149,6 +149,31 @@ def test_ssim_filter_base_and_medoid_reference(tmp_path):
                    for v in refs.values())
 
 
+def test_medoid_is_the_image_with_the_highest_mean_ssim(tmp_path):
+    from skimage.metrics import structural_similarity
+
+    gen = make_generated_set(tmp_path / "gen", persons=1, per_person=5, noise_images=2)
+    image_set = load_image_set(gen)
+    f = SSIMFilter(threshold=0.5, reference="medoid")
+    f.identity = "m"
+    r = FilterChain([f], tmp_path / "c.jsonl", progress=False).run(load_image_set(gen))
+    imgs = [cv2.imread(str(it.path))[:, :, ::-1] for it in image_set.items]
+    sim = np.array([[structural_similarity(a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                           use_sample_covariance=False, data_range=255) for b in imgs] for a in imgs])
+    want = image_set.items[int(np.argmax(sim.mean(axis=1)))].file
+    assert f.reference_files(r.image_set)[10000] == want
+    j = [it.file for it in image_set.items].index(want)
+    np.testing.assert_allclose(r.scores["ssim"], sim[:, j], atol=1e-4)
+    # the medoid choice itself is cached: a second run computes no SSIM at all
+    f2 = SSIMFilter(threshold=0.9, reference="medoid")
+    f2.identity = "m"
+    calls = {"n": 0}
+    orig = f2._pairs
+    f2._pairs = lambda *a, **k: (calls.__setitem__("n", calls["n"] + 1), orig(*a, **k))[1]
+    r2 = FilterChain([f2], tmp_path / "c.jsonl", progress=False).run(load_image_set(gen))
+    assert calls["n"] == 0 and f2.reference_files(r2.image_set)[10000] == want
+
+
 def test_identity_filter_with_tiny_extractor(tmp_path):
     gen = make_generated_set(tmp_path / "gen", persons=2, per_person=5, noise_images=1)
     f = IdentityFilter(ColourLayoutExtractor(bands=6), threshold=0.5, batch_size=3)
@@ -247,8 +272,9 @@ def test_schema_rejects_bad_thresholds(tmp_path):
 
     for bad, key in (("filter.chain.detector.threshold=1.2", "filter.chain.detector.threshold"),
                      ("filter.chain.ssim.reference=mean", "filter.chain.ssim.reference"),
-                     ("filter.order=[detector,nope]", "filter.order")):
-        cfg = compose_stage("filter", tmp_path, [bad])
+                     ("filter.order=[detector,nope]", "filter.order"),
+                     ("detector=yolov4_tiny filter.detector.input_size=100", "filter.detector.input_size")):
+        cfg = compose_stage("filter", tmp_path, bad.split())
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             validate_config(cfg)
 
