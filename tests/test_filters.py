@@ -352,3 +352,25 @@ def test_default_hog_chain_separates_dataset_persons_from_noise_and_background(t
     assert len(persons) >= 40 and person_kept >= 0.9, person_kept
     assert other_kept <= 0.05, other_kept
     assert m["filter/discarded_ssim"] == 0  # each image is its own reference (SSIM 1)
+
+
+def test_stage_reads_what_the_generate_stage_writes(tmp_path):
+    """generate (smoke, stand-in generator) → filter (smoke defaults: HOG + SSIM), through the configs."""
+    from reid_gan.filter import filter as run_filter
+    from reid_gan.generate import generate
+
+    gcfg = compose_stage("generate", tmp_path, [
+        f"generate.out={tmp_path / 'set'}", "generate.random_init._target_=tests.standin_generator.StandinGenerator"])
+    generate(gcfg)
+    cfg = compose_stage("filter", tmp_path, [f"generate.out={tmp_path / 'set'}", "filter.progress=false",
+                                             "filter.chain.detector.threshold=0.0"])
+    assert cfg.filter.source == str(tmp_path / "set")  # the default source is the generate stage's output
+    m, o = run_filter(cfg)
+    src = [json.loads(x) for x in (tmp_path / "set" / "manifest.jsonl").read_text().splitlines()]
+    assert m["filter/images"] == len(src) == 18
+    kept = [json.loads(x) for x in (Path(o["kept_dir"]) / "manifest.jsonl").read_text().splitlines()]
+    assert len(kept) == m["filter/kept"] >= 3  # at least every base image (SSIM 1 to itself)
+    for r in kept:  # the records keep the generator's fields, and their latents come along
+        assert {"seed", "method", "psi", "generator_sha256", "scores"} <= set(r)
+        if r.get("latent"):
+            assert (Path(o["kept_dir"]) / r["latent"]).is_file()
