@@ -374,3 +374,28 @@ def test_stage_reads_what_the_generate_stage_writes(tmp_path):
         assert {"seed", "method", "psi", "generator_sha256", "scores"} <= set(r)
         if r.get("latent"):
             assert (Path(o["kept_dir"]) / r["latent"]).is_file()
+
+
+def test_identity_extractor_rebuilds_the_reid_stage_network_from_its_checkpoint(tmp_path):
+    """A re-ID stage checkpoint (Lightning: ``net.``-prefixed state dict + ``reid_net`` settings) loads
+    with no model node. Runs once the re-ID model (reid_gan.reid.models) is on the branch."""
+    import torch
+
+    models = pytest.importorskip("reid_gan.reid.models")
+    from reid_gan.filters.identity import ReIDFeatureExtractor
+
+    torch.manual_seed(0)
+    net = models.ReIDNet(arch="resnet18", num_classes=5, log_init=False).eval()
+    ckpt = tmp_path / "reid.ckpt"
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+                "reid_net": dict(net.config), "epoch": 1}, ckpt)
+    ext = ReIDFeatureExtractor(str(ckpt))
+    x = torch.rand(2, 3, 128, 64)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(ext(x), net((x - mean) / std))
+    bare = tmp_path / "bare.pt"
+    torch.save(net.state_dict(), bare)
+    with pytest.raises(WeightsError, match="reid_net"):
+        ReIDFeatureExtractor(str(bare))
