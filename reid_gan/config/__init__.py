@@ -21,6 +21,7 @@ SCHEMA_MODULES = [
     "reid_gan.config.common",
     "reid_gan.config.data",
     "reid_gan.config.filter",
+    "reid_gan.config.reid",
 ]
 
 _registered = False
