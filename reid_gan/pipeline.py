@@ -48,7 +48,8 @@ class StageRun:
     name: str                       # artifact folder name (stage, or stage + variant)
     fields: list[str]               # config keys that affect the output
     upstream: list[str] = field(default_factory=list)   # keys of the artifacts it reads
-    overrides: list[str] = field(default_factory=list)  # extra overrides (wiring, sweep point)
+    # extra overrides (wiring, sweep point); "{out}" stands for this stage's artifact folder
+    overrides: list[str] = field(default_factory=list)
 
 
 def user_overrides(cfg: DictConfig) -> list[str]:
@@ -105,9 +106,13 @@ class Pipeline:
     def run(self, sr: StageRun) -> tuple[str, Path, dict[str, Any]]:
         """Run (or skip) one stage. Returns (key, artifact folder, info stored in its marker)."""
         overrides = [*self.base_overrides, *sr.overrides]
-        probe = compose_for(sr.stage, overrides)
+        # The key must not depend on where things go: overrides naming the artifact folder ("{out}") are
+        # left out of the probe, and the output dir is a fixed placeholder there.
+        probe = compose_for(sr.stage, [*(o for o in overrides if "{out}" not in o),
+                                       "paths.output_dir=/artifact"])
         key = config_key(probe, sr.fields, sr.upstream)
         out = self.folder(sr.name, key)
+        overrides = [o.replace("{out}", str(out)) for o in overrides]
         with artifact_lock(out):
             if is_complete(out) and sr.stage not in self.force and sr.name not in self.force:
                 info = read_complete(out)
@@ -143,3 +148,82 @@ def _plain_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:
         if isinstance(v, (int, float, str, bool)) or v is None:
             out[k] = v
     return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# The study
+
+
+def _data_wiring(p: Pipeline, cfg: DictConfig) -> tuple[str, list[str]]:
+    """make_dataset (synthetic only) → (data key, overrides that point later stages at the data)."""
+    if cfg.data.name == "synthetic":
+        key, out, _ = p.run(StageRun("make_dataset", "make_dataset", ["data.name", "data.render"],
+                                     overrides=["data.root={out}"]))
+        return key, [f"data.root={out}"]
+    # A real dataset is read in place: its identity is its name and resolved folder.
+    root = Path(str(cfg.data.root)).expanduser().resolve()
+    key = config_key(OmegaConf.create({"name": str(cfg.data.name), "where": str(root)}), ["name", "where"])
+    log.info("[pipeline] %-22s skipped: data=%s is read from %s", "make_dataset", cfg.data.name, root)
+    return key, [f"data.root={root}"]
+
+
+TRAIN_FIELDS = ["reid", "aug", "data", "seed", "trainer.max_epochs", "trainer.max_steps",
+                "trainer.limit_train_batches", "trainer.precision"]
+
+
+def pipeline(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the study; returns the sweep's metrics and the index of artifacts."""
+    p = Pipeline(cfg)
+    stages = list(cfg.pipeline.stages)
+    t0 = time.perf_counter()
+
+    data_key, data_ovr = _data_wiring(p, cfg)
+    sweep = cfg.pipeline.sweep
+    needs_generated = any(int(n) > 0 for n in sweep.persons)
+    kept_dir = gen_dir = gan_dir = None
+    upstream_aug: list[str] = []
+    if needs_generated and "train_gan" in stages:
+        gan_key, gan_dir, _ = p.run(StageRun("train_gan", "train_gan", ["gan", "metrics", "seed"], [data_key],
+                                             overrides=[*data_ovr, "gan.out_dir={out}"]))
+        gen_key, gen_art, _ = p.run(StageRun("generate", "generate", ["generate"], [gan_key],
+                                             overrides=[*data_ovr, f"generate.ckpt={gan_dir}",
+                                                        "generate.out={out}/set"]))
+        gen_dir = gen_art / "set"
+        if "filter" in stages:
+            flt_key, flt_art, _ = p.run(StageRun("filter", "filter", ["filter", "detector"], [gen_key],
+                                                 overrides=[*data_ovr, f"filter.source={gen_dir}",
+                                                            "filter.out={out}/kept",
+                                                            "filter.report_dir={out}/report"]))
+            kept_dir, upstream_aug = flt_art / "kept", [flt_key]
+        else:
+            kept_dir, upstream_aug = gen_dir, [gen_key]
+
+    runs: list[dict[str, Any]] = []
+    if "train" in stages:
+        for n in sweep.persons:
+            for seed in sweep.seeds:
+                n, seed = int(n), int(seed)
+                aug = (["aug=none"] if n == 0 else
+                       ["aug=persons", f"aug.persons={n}", f"aug.source={kept_dir}"])
+                key, out, info = p.run(StageRun(
+                    "train", f"train", TRAIN_FIELDS, [data_key, *(upstream_aug if n else [])],
+                    overrides=[*data_ovr, *aug, f"seed={seed}"]))
+                runs.append({"persons": n, "seed": seed, "dir": str(out), **info.get("metrics", {})})
+
+    index = {"stages": p.index, "runs": runs, "data": data_ovr, "generated": str(gen_dir) if gen_dir else None,
+             "kept": str(kept_dir) if kept_dir else None, "gan": str(gan_dir) if gan_dir else None,
+             "seconds": round(time.perf_counter() - t0, 2)}
+    study = Path(cfg.paths.output_dir)
+    atomic_write_json(study / "study.json", index)
+    metrics = {f"persons_{r['persons']}/seed_{r['seed']}/{k}": v for r in runs for k, v in r.items()
+               if k.startswith("val/")}
+    return metrics, {"index": index, "study_dir": str(study)}
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="pipeline")
+def main(cfg: DictConfig) -> float | None:
+    return run_stage(cfg, pipeline)
+
+
+if __name__ == "__main__":
+    main()

@@ -251,3 +251,78 @@ def test_schema_rejects_bad_thresholds(tmp_path):
         cfg = compose_stage("filter", tmp_path, [bad])
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             validate_config(cfg)
+
+
+def test_identity_filter_from_a_reid_checkpoint_in_the_stage(tmp_path, yolo_weights):
+    import torch
+
+    from reid_gan.filter import filter as run_filter
+    from reid_gan.filters.identity import ReIDFeatureExtractor
+    from tests.filter_helpers import TinyReID
+
+    torch.manual_seed(0)
+    model = TinyReID()
+    ckpt = tmp_path / "reid.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, ckpt)
+    ext = ReIDFeatureExtractor(str(ckpt), {"_target_": "tests.filter_helpers.TinyReID"})
+    x = torch.rand(2, 3, 128, 64)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(ext(x), model((x - mean) / std))
+    with pytest.raises(WeightsError, match=r"filter\.chain\.identity\.extractor\.checkpoint"):
+        ReIDFeatureExtractor(None, {"_target_": "tests.filter_helpers.TinyReID"})
+
+    make_generated_set(tmp_path / "gen", persons=2, per_person=3)
+    cfg = _stage_cfg(tmp_path, yolo_weights, [
+        "filter.chain.detector.threshold=0.0", "filter.chain.identity.enabled=true",
+        "filter.chain.identity.threshold=-1.0", f"filter.chain.identity.extractor.checkpoint={ckpt}",
+        "filter.chain.identity.extractor.model={_target_: tests.filter_helpers.TinyReID}"])
+    m, o = run_filter(cfg)
+    s = o["result"].scores["identity"]
+    assert m["filter/computed_identity"] == 6 and np.all(np.abs(s) <= 1 + 1e-6)
+    assert m["filter/discarded_identity"] == 0  # threshold -1 keeps everything
+    missing = _stage_cfg(tmp_path, yolo_weights, ["filter.chain.identity.enabled=true"])
+    with pytest.raises(WeightsError, match=r"identity\.extractor\.checkpoint: not set"):
+        run_filter(missing)
+
+
+def test_default_hog_chain_separates_dataset_persons_from_noise_and_background(tmp_path):
+    """The stage with its default detector (HOG): rendered persons kept, non-person images discarded."""
+    from reid_gan.data import synthetic as S
+    from reid_gan.filter import filter as run_filter
+
+    params = dict(num_train_ids=10, num_test_ids=2, images_per_id=(4, 5), num_distractors=0, num_junk=0,
+                  grid_ids=0, num_workers=0, seed=11)
+    ds = tmp_path / "ds"
+    S.render_dataset(ds, progress=False, **params)
+    rp = S.RenderParams.from_config(params)
+    gen = tmp_path / "gen" / "bounding_box_train"
+    gen.mkdir(parents=True)
+    lines = []
+    persons = sorted((ds / "bounding_box_train").glob("*.jpg"))
+    for k, p in enumerate(persons):  # one "person" per image so SSIM compares each image with itself
+        name = f"{10000 + k:05d}_c7s1_000000_00.jpg"
+        (gen / name).write_bytes(p.read_bytes())
+        lines.append({"file": f"bounding_box_train/{name}", "pid": 10000 + k, "method": "base", "kind": "person"})
+    rng = np.random.default_rng(0)
+    for k in range(30):
+        if k % 2 == 0:  # a camera's background without anyone in it
+            bg = S._draw_scene(S.make_camera(1 + k % 6, rp.seed), np.random.default_rng(k), 256, 128)
+            img = cv2.resize(np.clip(bg, 0, 255).astype(np.uint8), (64, 128), interpolation=cv2.INTER_AREA)
+        else:  # noise
+            img = cv2.GaussianBlur(rng.integers(0, 256, (128, 64, 3), dtype=np.uint8), (0, 0), 1.0)
+        name = f"{20000 + k:05d}_c7s1_000000_00.jpg"
+        cv2.imwrite(str(gen / name), img)
+        lines.append({"file": f"bounding_box_train/{name}", "pid": 20000 + k, "method": "base", "kind": "other"})
+    (tmp_path / "gen" / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+    cfg = compose_stage("filter", tmp_path, [f"filter.source={tmp_path / 'gen'}", "filter.progress=false"])
+    assert cfg.filter.detector._target_ == "reid_gan.filters.hog.HOGDetector"  # the default
+    m, o = run_filter(cfg)
+    recs = o["result"].records()
+    person_kept = np.mean([r["kept"] for r in recs if r["kind"] == "person"])
+    other_kept = np.mean([r["kept"] for r in recs if r["kind"] == "other"])
+    assert len(persons) >= 40 and person_kept >= 0.9, person_kept
+    assert other_kept <= 0.05, other_kept
+    assert m["filter/discarded_ssim"] == 0  # each image is its own reference (SSIM 1)
