@@ -314,7 +314,9 @@ def train_gan(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     trainer = hydra.utils.instantiate(cfg.trainer, max_epochs=-1, max_steps=-1, enable_checkpointing=False,
                                       logger=loggers or False, callbacks=callbacks, _convert_="all")
     t0 = time.time()
-    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    # weights_only: a checkpoint is read as tensors and plain values only, never unpickled code.
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt_path) if ckpt_path else None,
+                weights_only=True)
     seconds = time.time() - t0
 
     hist = read_jsonl(out_dir / "metrics.jsonl")
