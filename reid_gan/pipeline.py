@@ -84,7 +84,14 @@ def compose_for(stage: str, overrides: list[str]) -> DictConfig:
         return compose(config_name=stage, overrides=overrides)
 
 
+# stages whose task function does not live at reid_gan.<stage>.<stage>
+TASKS = {"report": "reid_gan.report.stage:report"}
+
+
 def stage_function(stage: str) -> Callable[[DictConfig], Any]:
+    if stage in TASKS:
+        module_name, _, attr = TASKS[stage].partition(":")
+        return getattr(importlib.import_module(module_name), attr)
     module = importlib.import_module(f"reid_gan.{stage}")
     fn = getattr(module, stage, None) or getattr(module, "run", None)
     if fn is None:
@@ -174,6 +181,27 @@ def _data_wiring(p: Pipeline, cfg: DictConfig) -> tuple[str, list[str], list[Pat
     return key, [f"data.root={root}"], []
 
 
+def _report(p: Pipeline, cfg: DictConfig, index: dict[str, Any]) -> Path:
+    """The study report as an artifact of its own: keyed by every artifact it reads, so a re-run with
+    nothing changed reuses it. Returns the report's Markdown file."""
+    from reid_gan.report.study import build_study_report, log_to_wandb
+
+    stamps = [s["key"] for s in index["stages"]]
+    key = config_key(OmegaConf.create({"k": stamps}), ["k"])
+    out = p.folder("report", key)
+    with artifact_lock(out):
+        if is_complete(out) and "report" not in p.force:
+            log.info("[pipeline] %-22s skipped: artifact %s is complete", "report", out)
+            return out / "report" / "report.md"
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "study.json", index)
+        res = build_study_report(out)
+        log_to_wandb(cfg, res)
+        mark_complete(out, {"stage": "report", "key": key, "report": str(res["report_md"])})
+    log.info("[pipeline] report: %s", res["report_md"])
+    return Path(res["report_md"])
+
+
 TRAIN_FIELDS = ["reid", "aug", "data", "seed", "trainer.max_epochs", "trainer.max_steps",
                 "trainer.limit_train_batches", "trainer.precision"]
 
@@ -222,6 +250,8 @@ def pipeline(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     index = {"stages": p.index, "runs": runs, "data": data_ovr, "generated": str(gen_dir) if gen_dir else None,
              "kept": str(kept_dir) if kept_dir else None, "gan": str(gan_dir) if gan_dir else None,
              "seconds": round(time.perf_counter() - t0, 2)}
+    if "report" in stages:
+        index["report"] = str(_report(p, cfg, index))
     study = Path(cfg.paths.output_dir)
     atomic_write_json(study / "study.json", index)
     metrics = {f"persons_{r['persons']}/seed_{r['seed']}/{k}": v for r in runs for k, v in r.items()

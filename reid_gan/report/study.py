@@ -164,3 +164,24 @@ def build_study_report(study_dir: str | Path, out_dir: str | Path | None = None)
     result.update(report_md=md, report_html=html, figures=figures, out_dir=out)
     log.info("Study report: %s (and .html)", md)
     return result
+
+
+def log_to_wandb(cfg: Any, result: dict[str, Any]) -> None:
+    """The sweep table and the figures as a W&B table and images, when the W&B logger is configured
+    (offline by default: nothing leaves the machine until ``wandb sync``)."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.select(cfg, "logger.wandb", default=None)
+    if not node:
+        return
+    import wandb
+
+    run = wandb.init(project=node.get("project", "reid-gan"), name="study-report", job_type="report",
+                     dir=str(result["out_dir"]), mode="offline" if node.get("offline", True) else None,
+                     group=OmegaConf.select(cfg, "logger.wandb.group", default=None), reinit=True)
+    try:
+        if "summary" in result:
+            run.log({"study/sweep_table": wandb.Table(dataframe=result["summary"])})
+        run.log({f"study/{k}": wandb.Image(str(v)) for k, v in result.get("figures", {}).items()})
+    finally:
+        run.finish()
