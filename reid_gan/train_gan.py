@@ -204,7 +204,9 @@ class GANTickCallback:
 def _build_metric(cfg: DictConfig, reals_uint8: torch.Tensor):
     m = cfg.metrics
     n_real = reals_uint8.shape[0] if m.num_real is None else min(int(m.num_real), reals_uint8.shape[0])
-    reals = reals_uint8[:n_real]
+    # A fixed random subset (files are sorted by identity: the first n would cover only a few people).
+    pick = torch.randperm(reals_uint8.shape[0], generator=torch.Generator().manual_seed(int(m.seed)))[:n_real]
+    reals = reals_uint8[pick.sort().values]
     if m.inception:
         from reid_gan.metrics.fid import FIDKIDMetric
 
