@@ -385,7 +385,7 @@ def test_identity_extractor_rebuilds_the_reid_stage_network_from_its_checkpoint(
     from reid_gan.filters.identity import ReIDFeatureExtractor
 
     torch.manual_seed(0)
-    net = models.ReIDNet(arch="resnet18", num_classes=5, log_init=False).eval()
+    net = models.ReIDNet(arch="resnet18", num_classes=5).eval()
     ckpt = tmp_path / "reid.ckpt"
     torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
                 "reid_net": dict(net.config), "epoch": 1}, ckpt)

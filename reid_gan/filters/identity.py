@@ -81,7 +81,12 @@ class ReIDFeatureExtractor:
             from reid_gan.reid.models import ReIDNet
         except ImportError as e:
             raise WeightsError(f"{key}.checkpoint={path}: needs reid_gan.reid.models.ReIDNet ({e})") from e
-        return ReIDNet(**net_cfg, pretrained=None, log_init=False)
+        import inspect
+
+        kwargs = {**net_cfg, "pretrained": None}
+        if "log_init" in inspect.signature(ReIDNet).parameters:
+            kwargs["log_init"] = False  # the weights come from the checkpoint right after
+        return ReIDNet(**kwargs)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
