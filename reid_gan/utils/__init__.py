@@ -1,26 +1,6 @@
-from reid_gan.utils.io import (
-    append_jsonl,
-    atomic_path,
-    atomic_torch_save,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    file_sha256,
-    read_jsonl,
-)
-from reid_gan.utils.logging import get_logger
-from reid_gan.utils.task import run_stage, task_wrapper
+"""Shared utilities: atomic I/O (:mod:`.io`), stage running (:mod:`.task`), config-built loggers and
+callbacks (:mod:`.instantiate`), weight files (:mod:`.weights`), artifacts (:mod:`.artifacts`).
 
-__all__ = [
-    "append_jsonl",
-    "atomic_path",
-    "atomic_torch_save",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "atomic_write_text",
-    "file_sha256",
-    "get_logger",
-    "read_jsonl",
-    "run_stage",
-    "task_wrapper",
-]
+Import from the submodules: this package imports nothing itself, so that light users (the renderer's
+worker processes, say) do not pay for Lightning's import.
+"""
