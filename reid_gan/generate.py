@@ -670,31 +670,11 @@ def generate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _save_grid(path: Path, images: list[np.ndarray], nrow: int, captions: list[str] | None = None,
                borders: list[tuple[int, int, int] | None] | None = None, scale: int = 1) -> Path:
-    """A PNG grid of RGB uint8 images (``reid_gan.report.grids`` when present, else a local equivalent)."""
+    """A PNG grid of RGB uint8 images (:func:`reid_gan.report.grids.save_grid`, which takes BGR)."""
+    from reid_gan.report.grids import save_grid
+
     bgr = [np.ascontiguousarray(im[:, :, ::-1]) for im in images]
-    try:
-        from reid_gan.report.grids import save_grid
-    except ImportError:
-        save_grid = None
-    if save_grid is not None:
-        return save_grid(path, bgr, nrow=nrow, captions=captions, border_colors=borders, scale=scale)
-    h, w = bgr[0].shape[:2]
-    h, w = h * scale, w * scale
-    pad, cap = 2, 12 if captions else 0
-    rows = math.ceil(len(bgr) / nrow)
-    grid = np.full((pad + rows * (h + cap + pad), pad + nrow * (w + pad), 3), 255, np.uint8)
-    for i, im in enumerate(bgr):
-        im = cv2.resize(im, (w, h), interpolation=cv2.INTER_NEAREST) if scale > 1 else im.copy()
-        if borders and borders[i] is not None:
-            cv2.rectangle(im, (0, 0), (w - 1, h - 1), borders[i], 2)
-        r, c = divmod(i, nrow)
-        y, x = pad + r * (h + cap + pad), pad + c * (w + pad)
-        grid[y:y + h, x:x + w] = im
-        if captions and captions[i]:
-            cv2.putText(grid, captions[i][: max(1, w // 6)], (x, y + h + cap - 2), cv2.FONT_HERSHEY_PLAIN, 0.7,
-                        (0, 0, 0), 1, cv2.LINE_AA)
-    ok, buf = cv2.imencode(".png", grid)
-    return atomic_write_bytes(path, buf.tobytes())
+    return save_grid(path, bgr, nrow=nrow, captions=captions, border_colors=borders, scale=scale)
 
 
 @torch.no_grad()

@@ -23,6 +23,8 @@ SCHEMA_MODULES = [
     "reid_gan.config.filter",
     "reid_gan.config.gan",
     "reid_gan.config.generate",
+    "reid_gan.config.pipeline",
+    "reid_gan.config.reid",
 ]
 
 _registered = False

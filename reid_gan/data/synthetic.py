@@ -11,7 +11,7 @@ Reference for the layout: Zheng et al., "Scalable Person Re-identification: A Be
     <root>/sample_grid.png       rows: identities, columns: their images across cameras
 
 File names follow Market-1501: ``PPPP_cCsS_FFFFFF_NN.jpg`` — person id (4 digits; ``-1`` for junk),
-camera ``C`` (1-based, 1..6), sequence ``S``, frame ``FFFFFF``, box index ``NN``. Images are 128×64
+camera ``C`` (1-based, 1..``num_cameras``, default 6), sequence ``S``, frame ``FFFFFF``, box index ``NN``. Images are 128×64
 (H×W) JPEGs.
 
 What is rendered (numpy + OpenCV drawing, at 2× resolution then area-downsampled):
@@ -27,6 +27,12 @@ What is rendered (numpy + OpenCV drawing, at 2× resolution then area-downsample
 * **per image** (one RNG per file, seeded by the dataset seed and the file name, so every image is
   reproducible on its own): facing (front/back/left/right, biased by the camera), walking phase, scale
   and position jitter, the scene's offset, partial occlusion, blur, noise, JPEG quality.
+
+Persons are framed like detector boxes (about 3/4 of the crop height, feet at 7/8, as in the INRIA
+windows OpenCV's HOG detector was trained on), and — as Market-1501's boxes came from a pedestrian
+detector (DPM) — a person image keeps the first of up to ``detector_tries`` nuisance draws on which
+OpenCV's HOG people detector fires (:func:`render_image`). Distractors are badly aligned boxes (shifted,
+too large, too small) of people who appear in no split; junk images are background or body fragments.
 
 Same parameters → byte-identical files (OpenCV's JPEG encoder with fixed parameters, no optimisation,
 no progressive mode). :func:`ensure_rendered` renders a missing dataset, resumes a partial one (each image
@@ -48,7 +54,7 @@ import math
 import shutil
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -72,7 +78,7 @@ __all__ = [
 ]
 
 # Bump when the drawing code changes the pixels: an old render is then re-rendered, not reused.
-RENDERER_VERSION = 2
+RENDERER_VERSION = 3
 SPLITS = ("bounding_box_train", "bounding_box_test", "query")
 MARKER = "DATASET.json"
 IN_PROGRESS = ".render_in_progress.json"
@@ -513,7 +519,9 @@ def _draw_scene(cam: Camera, r: np.random.Generator, H: int, W: int) -> np.ndarr
 # =========================================================================== the person
 def _c(col: Iterable[float], f: float = 1.0) -> tuple:
     """BGR colour scaled by ``f`` as a BGRA tuple with alpha 1 (persons are drawn on a BGRA layer)."""
-    return tuple(float(np.clip(v * f, 0, 255)) for v in list(col)[:3]) + (1.0,)
+    b, g, r = list(col)[:3]
+    return (min(255.0, max(0.0, float(b) * f)), min(255.0, max(0.0, float(g) * f)),
+            min(255.0, max(0.0, float(r) * f)), 1.0)
 
 
 def _limb(img: np.ndarray, p0, p1, w0: float, w1: float, col) -> None:
@@ -548,19 +556,28 @@ def _draw_person(canvas: np.ndarray, ident: Identity, cx: float, foot_y: float, 
     H, W = canvas.shape[:2]
     img = np.zeros((H, W, 4), np.float32)
     _draw_figure(img, ident, cx, foot_y, height, facing, phase)
-    alpha = img[:, :, 3:4]
+    # shading and compositing only inside the figure's box (plus its shadow)
+    y0 = max(0, int(foot_y - 1.1 * height) - 2)
+    y1 = min(H, int(foot_y + 0.06 * height) + 3)
+    x0 = max(0, int(cx - 0.6 * height) - 2)
+    x1 = min(W, int(cx + 0.6 * height) + 3)
+    if y1 <= y0 or x1 <= x0:
+        return
+    lay = img[y0:y1, x0:x1]
+    roi = canvas[y0:y1, x0:x1]
+    alpha = lay[:, :, 3:4]
     solid = (alpha[:, :, 0] > 0.5).astype(np.uint8)
     dist = cv2.distanceTransform(solid, cv2.DIST_L2, 3)
     k = max(1.0, 0.03 * height)
     shade = 0.6 + 0.4 * np.clip(dist / k, 0.0, 1.0)
     if light:
-        xs = (np.arange(W, dtype=np.float32)[None, :] - cx) / max(1.0, 0.15 * height)
+        xs = (np.arange(x0, x1, dtype=np.float32)[None, :] - cx) / max(1.0, 0.15 * height)
         shade = shade * (1.0 + 0.12 * light * np.clip(xs, -1, 1))
-    sh = np.zeros((H, W), np.float32)  # soft ground shadow
-    _ellipse(sh, (cx, foot_y), (0.14 * height, 0.022 * height), 1.0)
-    canvas *= (1.0 - 0.35 * cv2.GaussianBlur(sh, (0, 0), 0.01 * height + 0.5))[:, :, None]
-    canvas *= 1.0 - alpha
-    canvas += img[:, :, :3] * shade[:, :, None]
+    sh = np.zeros(roi.shape[:2], np.float32)  # soft ground shadow
+    _ellipse(sh, (cx - x0, foot_y - y0), (0.14 * height, 0.022 * height), 1.0)
+    roi *= (1.0 - 0.35 * cv2.GaussianBlur(sh, (0, 0), 0.01 * height + 0.5))[:, :, None]
+    roi *= 1.0 - alpha
+    roi += lay[:, :, :3] * shade[:, :, None]
 
 
 # Body proportions in units of the person's height (tuned so that OpenCV's INRIA-trained HOG people
@@ -868,9 +885,9 @@ def _render_once(spec: ImageSpec, params: RenderParams, r: np.random.Generator, 
                          height * r.uniform(1.8, 2.5), facing, phase, r, light=cam.light)
 
     # camera response: colour cast, brightness, contrast, sensor noise
-    img = (img - 128.0) * cam.contrast + 128.0 + cam.brightness + r.normal(0, 6)
-    img = img * np.asarray(cam.cast, np.float32) * float(r.uniform(0.9, 1.1))
     img = cv2.resize(img, (params.width, params.height), interpolation=cv2.INTER_AREA)
+    img = (img - 128.0) * cam.contrast + (128.0 + cam.brightness + r.normal(0, 6))
+    img *= np.asarray(cam.cast, np.float32) * np.float32(r.uniform(0.9, 1.1))
     # optics: surveillance crops are soft (low-resolution cameras, upscaled boxes)
     img = cv2.GaussianBlur(img, (0, 0), float(r.uniform(*OPTICS_SIGMA)))
     blurred = False
