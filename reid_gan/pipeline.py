@@ -181,6 +181,13 @@ def _data_wiring(p: Pipeline, cfg: DictConfig) -> tuple[str, list[str], list[Pat
     return key, [f"data.root={root}"], []
 
 
+def _persons_in(folder: Path) -> int:
+    """Distinct person ids in a generated (or kept) set, from its manifest."""
+    from reid_gan.utils.io import read_jsonl
+
+    return len({r["pid"] for r in read_jsonl(Path(folder) / "manifest.jsonl")})
+
+
 def _report(p: Pipeline, cfg: DictConfig, index: dict[str, Any]) -> Path:
     """The study report as an artifact of its own: keyed by every artifact it reads, so a re-run with
     nothing changed reuses it. Returns the report's Markdown file."""
@@ -236,10 +243,20 @@ def pipeline(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             kept_dir, upstream_aug, aug_in = gen_dir, [gen_key], [gen_art]
 
     runs: list[dict[str, Any]] = []
+    skipped_points: list[dict[str, Any]] = []
+    available = _persons_in(kept_dir) if kept_dir is not None else 0
     if "train" in stages:
         for n in sweep.persons:
+            n = int(n)
+            if n > available:
+                # The train stage would refuse this point (it never pads with fewer persons); the study
+                # goes on with the others and the report lists the point as not run, with the reason.
+                why = f"asks for {n} synthetic persons; {available} passed the filters in {kept_dir}"
+                log.warning("[pipeline] sweep point persons=%d not run: %s", n, why)
+                skipped_points.append({"persons": n, "reason": why})
+                continue
             for seed in sweep.seeds:
-                n, seed = int(n), int(seed)
+                seed = int(seed)
                 aug = (["aug=none"] if n == 0 else
                        ["aug=persons", f"aug.persons={n}", f"aug.source={kept_dir}"])
                 key, out, info = p.run(StageRun(
@@ -247,7 +264,7 @@ def pipeline(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                     overrides=[*data_ovr, *aug, f"seed={seed}"], inputs=[*data_in, *(aug_in if n else [])]))
                 runs.append({"persons": n, "seed": seed, "dir": str(out), **info.get("metrics", {})})
 
-    index = {"stages": p.index, "runs": runs, "data": data_ovr, "generated": str(gen_dir) if gen_dir else None,
+    index = {"stages": p.index, "runs": runs, "not_run": skipped_points, "data": data_ovr, "generated": str(gen_dir) if gen_dir else None,
              "kept": str(kept_dir) if kept_dir else None, "gan": str(gan_dir) if gan_dir else None,
              "seconds": round(time.perf_counter() - t0, 2)}
     if "report" in stages:

@@ -157,6 +157,9 @@ def build_study_report(study_dir: str | Path, out_dir: str | Path | None = None)
         figures["sweep_plot"] = plot(summary, out / "sweep_plot.png", "Rank@1 and mAP against added persons")
         rep.image(figures["sweep_plot"], "Rank@1 and mAP against the number of synthetic persons added.")
         rep.para(HOW_TO_READ["reid"])
+    for miss in index.get("not_run", []):
+        rep.para(f"Sweep point persons={miss['persons']} was not run: {miss['reason']}.")
+    if runs:
         rep.image(Path(runs[0]["dir"]) / "ranked_lists.png",
                   "Ranked lists of the baseline: query, then its top-10 gallery (green: match, red: not).")
         result["summary"] = summary
