@@ -15,10 +15,10 @@ Conventions
 
 Two implementations of :func:`filtered_lrelu`:
 
-* ``impl="fast"`` (default): polyphase up-sampling with ``conv_transpose2d`` (stride = up factor, the
-  zeros are never materialised), one 1-D pass per axis for separable filters, and the down-sampling
-  filter evaluated only at the kept output positions (strided convolution). Batch and channels are
-  folded into one axis so each pass is a single-channel convolution over a large batch.
+* ``impl="fast"`` (default): every 1-D resampling pass (polyphase up-sampling that never touches the
+  inserted zeros; down-sampling evaluated only at the kept samples) is one product with a small banded
+  matrix, which BLAS runs much faster on CPU than single-channel / depthwise convolutions; separable
+  filters take one pass per axis, radial 2-D filters are split into a few separable terms by SVD.
 * ``impl="ref"``: the textbook path (insert ``up-1`` zeros after each sample, pad, convolve with the
   filter, activation, convolve again, keep every ``down``-th sample). It is the test oracle and the
   benchmark baseline; it computes what NVIDIA's reference ops compute.
