@@ -48,7 +48,10 @@ class StageRun:
     name: str                       # artifact folder name (stage, or stage + variant)
     fields: list[str]               # config keys that affect the output
     upstream: list[str] = field(default_factory=list)   # keys of the artifacts it reads
-    overrides: list[str] = field(default_factory=list)  # extra overrides (wiring, sweep point)
+    # extra overrides (wiring, sweep point); "{out}" stands for this stage's artifact folder
+    overrides: list[str] = field(default_factory=list)
+    # the upstream artifact folders it reads: if one was rebuilt since, this stage is redone too
+    inputs: list[Path] = field(default_factory=list)
 
 
 def user_overrides(cfg: DictConfig) -> list[str]:
@@ -81,7 +84,14 @@ def compose_for(stage: str, overrides: list[str]) -> DictConfig:
         return compose(config_name=stage, overrides=overrides)
 
 
+# stages whose task function does not live at reid_gan.<stage>.<stage>
+TASKS = {"report": "reid_gan.report.stage:report"}
+
+
 def stage_function(stage: str) -> Callable[[DictConfig], Any]:
+    if stage in TASKS:
+        module_name, _, attr = TASKS[stage].partition(":")
+        return getattr(importlib.import_module(module_name), attr)
     module = importlib.import_module(f"reid_gan.{stage}")
     fn = getattr(module, stage, None) or getattr(module, "run", None)
     if fn is None:
@@ -105,11 +115,19 @@ class Pipeline:
     def run(self, sr: StageRun) -> tuple[str, Path, dict[str, Any]]:
         """Run (or skip) one stage. Returns (key, artifact folder, info stored in its marker)."""
         overrides = [*self.base_overrides, *sr.overrides]
-        probe = compose_for(sr.stage, overrides)
+        # The key must not depend on where things go: overrides naming the artifact folder ("{out}") are
+        # left out of the probe, and the output dir is a fixed placeholder there.
+        probe = compose_for(sr.stage, [*(o for o in overrides if "{out}" not in o),
+                                       "paths.output_dir=/artifact"])
         key = config_key(probe, sr.fields, sr.upstream)
         out = self.folder(sr.name, key)
+        overrides = [o.replace("{out}", str(out)) for o in overrides]
+        stamps = [read_complete(f).get("stamp") for f in sr.inputs]
         with artifact_lock(out):
-            if is_complete(out) and sr.stage not in self.force and sr.name not in self.force:
+            stale = is_complete(out) and read_complete(out).get("input_stamps") != stamps
+            if stale:
+                log.info("[pipeline] %-22s an input was rebuilt since %s was made: redoing it", sr.name, out)
+            if is_complete(out) and not stale and sr.stage not in self.force and sr.name not in self.force:
                 info = read_complete(out)
                 log.info("[pipeline] %-22s skipped: artifact %s is complete", sr.name, out)
                 self.index.append({"stage": sr.name, "key": key, "dir": str(out), "skipped": True,
@@ -124,6 +142,7 @@ class Pipeline:
             seconds = time.perf_counter() - t0
             info = {
                 "stage": sr.stage, "name": sr.name, "key": key, "upstream": sr.upstream,
+                "inputs": [str(f) for f in sr.inputs], "input_stamps": stamps,
                 "overrides": overrides, "seconds": round(seconds, 2),
                 "metrics": _plain_metrics(metrics),
                 "outputs": {k: str(v) for k, v in (objects or {}).items() if isinstance(v, (str, Path))},
@@ -143,3 +162,107 @@ def _plain_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:
         if isinstance(v, (int, float, str, bool)) or v is None:
             out[k] = v
     return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# The study
+
+
+def _data_wiring(p: Pipeline, cfg: DictConfig) -> tuple[str, list[str], list[Path]]:
+    """make_dataset (synthetic only) → (data key, overrides that point later stages at the data)."""
+    if cfg.data.name == "synthetic":
+        key, out, _ = p.run(StageRun("make_dataset", "make_dataset", ["data.name", "data.render"],
+                                     overrides=["data.root={out}"]))
+        return key, [f"data.root={out}"], [out]
+    # A real dataset is read in place: its identity is its name and resolved folder.
+    root = Path(str(cfg.data.root)).expanduser().resolve()
+    key = config_key(OmegaConf.create({"name": str(cfg.data.name), "where": str(root)}), ["name", "where"])
+    log.info("[pipeline] %-22s skipped: data=%s is read from %s", "make_dataset", cfg.data.name, root)
+    return key, [f"data.root={root}"], []
+
+
+def _report(p: Pipeline, cfg: DictConfig, index: dict[str, Any]) -> Path:
+    """The study report as an artifact of its own: keyed by every artifact it reads, so a re-run with
+    nothing changed reuses it. Returns the report's Markdown file."""
+    from reid_gan.report.study import build_study_report, log_to_wandb
+
+    stamps = [s["key"] for s in index["stages"]]
+    key = config_key(OmegaConf.create({"k": stamps}), ["k"])
+    out = p.folder("report", key)
+    with artifact_lock(out):
+        if is_complete(out) and "report" not in p.force:
+            log.info("[pipeline] %-22s skipped: artifact %s is complete", "report", out)
+            return out / "report" / "report.md"
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "study.json", index)
+        res = build_study_report(out)
+        log_to_wandb(cfg, res)
+        mark_complete(out, {"stage": "report", "key": key, "report": str(res["report_md"])})
+    log.info("[pipeline] report: %s", res["report_md"])
+    return Path(res["report_md"])
+
+
+TRAIN_FIELDS = ["reid", "aug", "data", "seed", "trainer.max_epochs", "trainer.max_steps",
+                "trainer.limit_train_batches", "trainer.precision"]
+
+
+def pipeline(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the study; returns the sweep's metrics and the index of artifacts."""
+    p = Pipeline(cfg)
+    stages = list(cfg.pipeline.stages)
+    t0 = time.perf_counter()
+
+    data_key, data_ovr, data_in = _data_wiring(p, cfg)
+    sweep = cfg.pipeline.sweep
+    needs_generated = any(int(n) > 0 for n in sweep.persons)
+    kept_dir = gen_dir = gan_dir = None
+    upstream_aug: list[str] = []
+    aug_in: list[Path] = []
+    if needs_generated and "train_gan" in stages:
+        gan_key, gan_dir, _ = p.run(StageRun("train_gan", "train_gan", ["gan", "metrics", "seed"], [data_key],
+                                             overrides=[*data_ovr, "gan.out_dir={out}"], inputs=data_in))
+        gen_key, gen_art, _ = p.run(StageRun("generate", "generate", ["generate"], [gan_key],
+                                             overrides=[*data_ovr, f"generate.ckpt={gan_dir}",
+                                                        "generate.out={out}/set"], inputs=[gan_dir]))
+        gen_dir = gen_art / "set"
+        if "filter" in stages:
+            flt_key, flt_art, _ = p.run(StageRun("filter", "filter", ["filter", "detector"], [gen_key],
+                                                 overrides=[*data_ovr, f"filter.source={gen_dir}",
+                                                            "filter.out={out}/kept",
+                                                            "filter.report_dir={out}/report"],
+                                                 inputs=[gen_art]))
+            kept_dir, upstream_aug, aug_in = flt_art / "kept", [flt_key], [flt_art]
+        else:
+            kept_dir, upstream_aug, aug_in = gen_dir, [gen_key], [gen_art]
+
+    runs: list[dict[str, Any]] = []
+    if "train" in stages:
+        for n in sweep.persons:
+            for seed in sweep.seeds:
+                n, seed = int(n), int(seed)
+                aug = (["aug=none"] if n == 0 else
+                       ["aug=persons", f"aug.persons={n}", f"aug.source={kept_dir}"])
+                key, out, info = p.run(StageRun(
+                    "train", f"train", TRAIN_FIELDS, [data_key, *(upstream_aug if n else [])],
+                    overrides=[*data_ovr, *aug, f"seed={seed}"], inputs=[*data_in, *(aug_in if n else [])]))
+                runs.append({"persons": n, "seed": seed, "dir": str(out), **info.get("metrics", {})})
+
+    index = {"stages": p.index, "runs": runs, "data": data_ovr, "generated": str(gen_dir) if gen_dir else None,
+             "kept": str(kept_dir) if kept_dir else None, "gan": str(gan_dir) if gan_dir else None,
+             "seconds": round(time.perf_counter() - t0, 2)}
+    if "report" in stages:
+        index["report"] = str(_report(p, cfg, index))
+    study = Path(cfg.paths.output_dir)
+    atomic_write_json(study / "study.json", index)
+    metrics = {f"persons_{r['persons']}/seed_{r['seed']}/{k}": v for r in runs for k, v in r.items()
+               if k.startswith("val/")}
+    return metrics, {"index": index, "study_dir": str(study)}
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="pipeline")
+def main(cfg: DictConfig) -> float | None:
+    return run_stage(cfg, pipeline)
+
+
+if __name__ == "__main__":
+    main()

@@ -72,3 +72,21 @@ def make_generated_set(root: Path, persons: int = 3, per_person: int = 5, seed: 
                           "method": method, "params": {"k": k}, "psi": 0.7, "generator_sha256": "0" * 64})
     (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     return root
+
+
+class TinyReID:
+    """Built lazily so importing this module does not need torch.nn at collection time."""
+
+    def __new__(cls, dim: int = 8):
+        import torch
+
+        class _Tiny(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = torch.nn.Conv2d(3, dim, 5, stride=2)
+                self.pool = torch.nn.AdaptiveAvgPool2d((2, 1))
+
+            def forward(self, x):
+                return torch.relu(self.pool(self.conv(x))).flatten(1)
+
+        return _Tiny()

@@ -414,10 +414,10 @@ def test_synthetic_is_rendered_first_then_loaded(tmp_path, monkeypatch):
                         types.SimpleNamespace(ensure_rendered=fake_ensure_rendered))
     cfg = compose_stage("make_dataset", tmp_path, ["data=synthetic"])
     ds = build_dataset(cfg.data)
-    assert calls == [(str(tmp_path / "data" / "synthetic-market"), cfg.data.render)]
+    assert calls == [(str(tmp_path / "data" / "smoke" / "synthetic-market"), cfg.data.render)]
     assert type(ds) is FolderDataset and ds.has_test and len(ds.train) == 7
     assert ds.display_name == "synthetic dataset"
-    shutil.rmtree(tmp_path / "data" / "synthetic-market" / "query")  # test splits are required
+    shutil.rmtree(tmp_path / "data" / "smoke" / "synthetic-market" / "query")  # test splits are required
     with pytest.raises(DatasetError, match="synthetic dataset: split folder .*query does not exist"):
         build_dataset(cfg.data)
 

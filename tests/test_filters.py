@@ -149,6 +149,31 @@ def test_ssim_filter_base_and_medoid_reference(tmp_path):
                    for v in refs.values())
 
 
+def test_medoid_is_the_image_with_the_highest_mean_ssim(tmp_path):
+    from skimage.metrics import structural_similarity
+
+    gen = make_generated_set(tmp_path / "gen", persons=1, per_person=5, noise_images=2)
+    image_set = load_image_set(gen)
+    f = SSIMFilter(threshold=0.5, reference="medoid")
+    f.identity = "m"
+    r = FilterChain([f], tmp_path / "c.jsonl", progress=False).run(load_image_set(gen))
+    imgs = [cv2.imread(str(it.path))[:, :, ::-1] for it in image_set.items]
+    sim = np.array([[structural_similarity(a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                           use_sample_covariance=False, data_range=255) for b in imgs] for a in imgs])
+    want = image_set.items[int(np.argmax(sim.mean(axis=1)))].file
+    assert f.reference_files(r.image_set)[10000] == want
+    j = [it.file for it in image_set.items].index(want)
+    np.testing.assert_allclose(r.scores["ssim"], sim[:, j], atol=1e-4)
+    # the medoid choice itself is cached: a second run computes no SSIM at all
+    f2 = SSIMFilter(threshold=0.9, reference="medoid")
+    f2.identity = "m"
+    calls = {"n": 0}
+    orig = f2._pairs
+    f2._pairs = lambda *a, **k: (calls.__setitem__("n", calls["n"] + 1), orig(*a, **k))[1]
+    r2 = FilterChain([f2], tmp_path / "c.jsonl", progress=False).run(load_image_set(gen))
+    assert calls["n"] == 0 and f2.reference_files(r2.image_set)[10000] == want
+
+
 def test_identity_filter_with_tiny_extractor(tmp_path):
     gen = make_generated_set(tmp_path / "gen", persons=2, per_person=5, noise_images=1)
     f = IdentityFilter(ColourLayoutExtractor(bands=6), threshold=0.5, batch_size=3)
@@ -247,7 +272,130 @@ def test_schema_rejects_bad_thresholds(tmp_path):
 
     for bad, key in (("filter.chain.detector.threshold=1.2", "filter.chain.detector.threshold"),
                      ("filter.chain.ssim.reference=mean", "filter.chain.ssim.reference"),
-                     ("filter.order=[detector,nope]", "filter.order")):
-        cfg = compose_stage("filter", tmp_path, [bad])
+                     ("filter.order=[detector,nope]", "filter.order"),
+                     ("detector=yolov4_tiny filter.detector.input_size=100", "filter.detector.input_size")):
+        cfg = compose_stage("filter", tmp_path, bad.split())
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             validate_config(cfg)
+
+
+def test_identity_filter_from_a_reid_checkpoint_in_the_stage(tmp_path, yolo_weights):
+    import torch
+
+    from reid_gan.filter import filter as run_filter
+    from reid_gan.filters.identity import ReIDFeatureExtractor
+    from tests.filter_helpers import TinyReID
+
+    torch.manual_seed(0)
+    model = TinyReID()
+    ckpt = tmp_path / "reid.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, ckpt)
+    ext = ReIDFeatureExtractor(str(ckpt), {"_target_": "tests.filter_helpers.TinyReID"})
+    x = torch.rand(2, 3, 128, 64)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(ext(x), model((x - mean) / std))
+    with pytest.raises(WeightsError, match=r"filter\.chain\.identity\.extractor\.checkpoint"):
+        ReIDFeatureExtractor(None, {"_target_": "tests.filter_helpers.TinyReID"})
+
+    make_generated_set(tmp_path / "gen", persons=2, per_person=3)
+    cfg = _stage_cfg(tmp_path, yolo_weights, [
+        "filter.chain.detector.threshold=0.0", "filter.chain.identity.enabled=true",
+        "filter.chain.identity.threshold=-1.0", f"filter.chain.identity.extractor.checkpoint={ckpt}",
+        "filter.chain.identity.extractor.model={_target_: tests.filter_helpers.TinyReID}"])
+    m, o = run_filter(cfg)
+    s = o["result"].scores["identity"]
+    assert m["filter/computed_identity"] == 6 and np.all(np.abs(s) <= 1 + 1e-6)
+    assert m["filter/discarded_identity"] == 0  # threshold -1 keeps everything
+    missing = _stage_cfg(tmp_path, yolo_weights, ["filter.chain.identity.enabled=true"])
+    with pytest.raises(WeightsError, match=r"identity\.extractor\.checkpoint: not set"):
+        run_filter(missing)
+
+
+def test_default_hog_chain_separates_dataset_persons_from_noise_and_background(tmp_path):
+    """The stage with its default detector (HOG): rendered persons kept, non-person images discarded."""
+    from reid_gan.data import synthetic as S
+    from reid_gan.filter import filter as run_filter
+
+    params = dict(num_train_ids=10, num_test_ids=2, images_per_id=(4, 5), num_distractors=0, num_junk=0,
+                  grid_ids=0, num_workers=0, seed=11)
+    ds = tmp_path / "ds"
+    S.render_dataset(ds, progress=False, **params)
+    rp = S.RenderParams.from_config(params)
+    gen = tmp_path / "gen" / "bounding_box_train"
+    gen.mkdir(parents=True)
+    lines = []
+    persons = sorted((ds / "bounding_box_train").glob("*.jpg"))
+    for k, p in enumerate(persons):  # one "person" per image so SSIM compares each image with itself
+        name = f"{10000 + k:05d}_c7s1_000000_00.jpg"
+        (gen / name).write_bytes(p.read_bytes())
+        lines.append({"file": f"bounding_box_train/{name}", "pid": 10000 + k, "method": "base", "kind": "person"})
+    rng = np.random.default_rng(0)
+    for k in range(30):
+        if k % 2 == 0:  # a camera's background without anyone in it
+            bg = S._draw_scene(S.make_camera(1 + k % 6, rp.seed), np.random.default_rng(k), 256, 128)
+            img = cv2.resize(np.clip(bg, 0, 255).astype(np.uint8), (64, 128), interpolation=cv2.INTER_AREA)
+        else:  # noise
+            img = cv2.GaussianBlur(rng.integers(0, 256, (128, 64, 3), dtype=np.uint8), (0, 0), 1.0)
+        name = f"{20000 + k:05d}_c7s1_000000_00.jpg"
+        cv2.imwrite(str(gen / name), img)
+        lines.append({"file": f"bounding_box_train/{name}", "pid": 20000 + k, "method": "base", "kind": "other"})
+    (tmp_path / "gen" / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+    cfg = compose_stage("filter", tmp_path, [f"filter.source={tmp_path / 'gen'}", "filter.progress=false"])
+    assert cfg.filter.detector._target_ == "reid_gan.filters.hog.HOGDetector"  # the default
+    m, o = run_filter(cfg)
+    recs = o["result"].records()
+    person_kept = np.mean([r["kept"] for r in recs if r["kind"] == "person"])
+    other_kept = np.mean([r["kept"] for r in recs if r["kind"] == "other"])
+    assert len(persons) >= 40 and person_kept >= 0.9, person_kept
+    assert other_kept <= 0.05, other_kept
+    assert m["filter/discarded_ssim"] == 0  # each image is its own reference (SSIM 1)
+
+
+def test_stage_reads_what_the_generate_stage_writes(tmp_path):
+    """generate (smoke, stand-in generator) → filter (smoke defaults: HOG + SSIM), through the configs."""
+    from reid_gan.filter import filter as run_filter
+    from reid_gan.generate import generate
+
+    gcfg = compose_stage("generate", tmp_path, [
+        f"generate.out={tmp_path / 'set'}", "generate.random_init._target_=tests.standin_generator.StandinGenerator"])
+    generate(gcfg)
+    cfg = compose_stage("filter", tmp_path, [f"generate.out={tmp_path / 'set'}", "filter.progress=false",
+                                             "filter.chain.detector.threshold=0.0"])
+    assert cfg.filter.source == str(tmp_path / "set")  # the default source is the generate stage's output
+    m, o = run_filter(cfg)
+    src = [json.loads(x) for x in (tmp_path / "set" / "manifest.jsonl").read_text().splitlines()]
+    assert m["filter/images"] == len(src) == 18
+    kept = [json.loads(x) for x in (Path(o["kept_dir"]) / "manifest.jsonl").read_text().splitlines()]
+    assert len(kept) == m["filter/kept"] >= 3  # at least every base image (SSIM 1 to itself)
+    for r in kept:  # the records keep the generator's fields, and their latents come along
+        assert {"seed", "method", "psi", "generator_sha256", "scores"} <= set(r)
+        if r.get("latent"):
+            assert (Path(o["kept_dir"]) / r["latent"]).is_file()
+
+
+def test_identity_extractor_rebuilds_the_reid_stage_network_from_its_checkpoint(tmp_path):
+    """A re-ID stage checkpoint (Lightning: ``net.``-prefixed state dict + ``reid_net`` settings) loads
+    with no model node. Runs once the re-ID model (reid_gan.reid.models) is on the branch."""
+    import torch
+
+    models = pytest.importorskip("reid_gan.reid.models")
+    from reid_gan.filters.identity import ReIDFeatureExtractor
+
+    torch.manual_seed(0)
+    net = models.ReIDNet(arch="resnet18", num_classes=5).eval()
+    ckpt = tmp_path / "reid.ckpt"
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+                "reid_net": dict(net.config), "epoch": 1}, ckpt)
+    ext = ReIDFeatureExtractor(str(ckpt))
+    x = torch.rand(2, 3, 128, 64)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(ext(x), net((x - mean) / std))
+    bare = tmp_path / "bare.pt"
+    torch.save(net.state_dict(), bare)
+    with pytest.raises(WeightsError, match="reid_net"):
+        ReIDFeatureExtractor(str(bare))

@@ -127,7 +127,8 @@ def test_same_seed_byte_identical_other_seed_different(small, tmp_path):
     assert not any(h_other[k] == tree_hashes(small)[k] for k in common if k.endswith(".jpg"))
 
 
-def test_worker_count_does_not_change_the_files(small, tmp_path):
+def test_worker_count_does_not_change_the_files(small, tmp_path, monkeypatch):
+    monkeypatch.setattr(S, "_PARALLEL_MIN", 0)  # parallel even for this small render
     par = tmp_path / "par"
     S.render_dataset(par, progress=False, **{**SMALL, "num_workers": 2})
     assert tree_hashes(par) == tree_hashes(small)
@@ -262,7 +263,7 @@ def test_make_dataset_stage(tmp_path):
     validate_config(cfg)
     metrics, objects = make_dataset(cfg)
     root = Path(objects["root"])
-    assert root == tmp_path / "data" / "synthetic-market-smoke"
+    assert root == tmp_path / "data" / "smoke" / "synthetic-market"
     assert S.is_rendered(root, S.RenderParams.from_config(cfg.data.render))
     assert metrics["data/train_ids"] == 8 and metrics["data/test_ids"] == 8
     check = json.loads((root / "hog_check.json").read_text())

@@ -21,6 +21,9 @@ SCHEMA_MODULES = [
     "reid_gan.config.common",
     "reid_gan.config.data",
     "reid_gan.config.filter",
+    "reid_gan.config.gan",
+    "reid_gan.config.generate",
+    "reid_gan.config.pipeline",
     "reid_gan.config.reid",
 ]
 

@@ -25,15 +25,15 @@ class RenderSchema:
     images_per_id: List[int] = field(default_factory=lambda: [6, 12])  # [min, max]
     num_cameras: int = 6
     cameras_per_id: List[int] = field(default_factory=lambda: [2, 6])  # [min, max]
-    num_distractors: int = 120
-    num_junk: int = 60
+    num_distractors: int = 60
+    num_junk: int = 40
     jpeg_quality: List[int] = field(default_factory=lambda: [75, 95])  # [min, max]
     height: int = 128
     width: int = 64
     shared_colour_prob: float = 0.35
     occlusion_prob: float = 0.15
     blur_prob: float = 0.3
-    detector_tries: int = 8
+    detector_tries: int = 4
     detector_min_margin: float = 0.0
     grid_ids: int = 8
     grid_cols: int = 10

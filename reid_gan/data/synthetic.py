@@ -11,7 +11,7 @@ Reference for the layout: Zheng et al., "Scalable Person Re-identification: A Be
     <root>/sample_grid.png       rows: identities, columns: their images across cameras
 
 File names follow Market-1501: ``PPPP_cCsS_FFFFFF_NN.jpg`` — person id (4 digits; ``-1`` for junk),
-camera ``C`` (1-based, 1..6), sequence ``S``, frame ``FFFFFF``, box index ``NN``. Images are 128×64
+camera ``C`` (1-based, 1..``num_cameras``, default 6), sequence ``S``, frame ``FFFFFF``, box index ``NN``. Images are 128×64
 (H×W) JPEGs.
 
 What is rendered (numpy + OpenCV drawing, at 2× resolution then area-downsampled):
@@ -28,13 +28,19 @@ What is rendered (numpy + OpenCV drawing, at 2× resolution then area-downsample
   reproducible on its own): facing (front/back/left/right, biased by the camera), walking phase, scale
   and position jitter, the scene's offset, partial occlusion, blur, noise, JPEG quality.
 
+Persons are framed like detector boxes (about 3/4 of the crop height, feet at 7/8, as in the INRIA
+windows OpenCV's HOG detector was trained on), and — as Market-1501's boxes came from a pedestrian
+detector (DPM) — a person image keeps the first of up to ``detector_tries`` nuisance draws on which
+OpenCV's HOG people detector fires (:func:`render_image`). Distractors are badly aligned boxes (shifted,
+too large, too small) of people who appear in no split; junk images are background or body fragments.
+
 Same parameters → byte-identical files (OpenCV's JPEG encoder with fixed parameters, no optimisation,
 no progressive mode). :func:`ensure_rendered` renders a missing dataset, resumes a partial one (each image
 is written atomically, ``DATASET.json`` last) and re-renders one that was rendered with other parameters
 (only if this module made it).
 
 Quickstart size (``conf/data/synthetic.yaml``): 100 train + 100 test identities, 6–12 images each,
-6 cameras, 120 distractors, 60 junk images; see ``docs/dataset.md`` for the statistics, the render
+6 cameras, 60 distractors, 40 junk images; see ``docs/dataset.md`` for the statistics, the render
 time and the HOG people-detector pass rate.
 """
 
@@ -48,7 +54,7 @@ import math
 import shutil
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -72,7 +78,7 @@ __all__ = [
 ]
 
 # Bump when the drawing code changes the pixels: an old render is then re-rendered, not reused.
-RENDERER_VERSION = 1
+RENDERER_VERSION = 3
 SPLITS = ("bounding_box_train", "bounding_box_test", "query")
 MARKER = "DATASET.json"
 IN_PROGRESS = ".render_in_progress.json"
@@ -80,6 +86,7 @@ GRID_NAME = "sample_grid.png"
 NAME_RE = r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$"
 
 OPTICS_SIGMA = (0.6, 1.0)  # Gaussian blur of every image (pixels at 128×64)
+PATTERN_CONTRAST = 0.7  # stripes/logos/colour blocks: blend of the two garment colours
 FOOT_Y = 0.875  # where the feet are, as a fraction of the crop height (INRIA's 112/128)
 _SS = 2  # supersampling factor: drawn at 2× then INTER_AREA-downsampled (anti-aliasing)
 
@@ -95,15 +102,15 @@ class RenderParams:
     images_per_id: tuple[int, int] = (6, 12)       # inclusive range, per identity
     num_cameras: int = 6
     cameras_per_id: tuple[int, int] = (2, 6)       # inclusive range, capped by images and cameras
-    num_distractors: int = 120                     # gallery images with pid 0000
-    num_junk: int = 60                             # gallery images with pid -1
+    num_distractors: int = 60                      # gallery images with pid 0000
+    num_junk: int = 40                             # gallery images with pid -1
     jpeg_quality: tuple[int, int] = (75, 95)       # inclusive range, per image
     height: int = 128
     width: int = 64
     shared_colour_prob: float = 0.35               # identities that copy another's clothing colours
     occlusion_prob: float = 0.15
     blur_prob: float = 0.3
-    detector_tries: int = 8                        # 1: no detector in the loop (see render_image)
+    detector_tries: int = 4                        # 1: no detector in the loop (see render_image)
     detector_min_margin: float = 0.0               # HOG SVM margin a kept person image must reach
     grid_ids: int = 8                              # rows of the sample grid (0: no grid)
     grid_cols: int = 10
@@ -420,13 +427,14 @@ class Camera:
 def make_camera(cam: int, seed: int) -> Camera:
     r = _rng(seed, _T_CAM, cam)
     scene = SCENES[(cam - 1 + int(_rng(seed, _T_CAM, 0).integers(0, len(SCENES)))) % len(SCENES)]
-    cast = np.clip(1.0 + r.normal(0, 0.09, 3), 0.8, 1.2)
+    cast = np.clip(1.0 + r.normal(0, 0.06, 3), 0.85, 1.15)
     facing = r.dirichlet([2.0, 2.0, 1.0, 1.0])
     return Camera(
-        cam=cam, scene=scene, cast=tuple(cast), brightness=float(r.uniform(-22, 22)),
-        contrast=float(r.uniform(0.8, 1.1)), facing_p=tuple(0.7 * facing + 0.3 * 0.25),
+        cam=cam, scene=scene, cast=tuple(cast), brightness=float(r.uniform(-15, 15)),
+        contrast=float(r.uniform(0.85, 1.1)), facing_p=tuple(0.7 * facing + 0.3 * 0.25),
         scale=float(r.uniform(0.76, 0.8)), noise=float(r.uniform(1.5, 4.0)),
-        base_colour=tuple(r.uniform(60, 200, 3)), accent=tuple(r.uniform(40, 220, 3)),
+        base_colour=tuple(np.clip(r.uniform(70, 190) + r.normal(0, 18, 3), 0, 255)),  # mostly greyish
+        accent=tuple(np.clip(r.uniform(50, 200) + r.normal(0, 35, 3), 0, 255)),
         light=float(r.uniform(-1, 1)),
     )
 
@@ -441,6 +449,7 @@ def _draw_scene(cam: Camera, r: np.random.Generator, H: int, W: int) -> np.ndarr
     yy = np.linspace(0, 1, H, dtype=np.float32)[:, None, None]
     s = cam.scene
     if s == "brick":
+        img[:] = base = np.array([70, 95, 150], np.float64) * (0.6 + base.mean() / 255) + r.normal(0, 8, 3)
         bh = int(r.integers(10, 16))
         bw = int(r.integers(26, 40))
         off = int(r.integers(0, bw))
@@ -510,7 +519,9 @@ def _draw_scene(cam: Camera, r: np.random.Generator, H: int, W: int) -> np.ndarr
 # =========================================================================== the person
 def _c(col: Iterable[float], f: float = 1.0) -> tuple:
     """BGR colour scaled by ``f`` as a BGRA tuple with alpha 1 (persons are drawn on a BGRA layer)."""
-    return tuple(float(np.clip(v * f, 0, 255)) for v in list(col)[:3]) + (1.0,)
+    b, g, r = list(col)[:3]
+    return (min(255.0, max(0.0, float(b) * f)), min(255.0, max(0.0, float(g) * f)),
+            min(255.0, max(0.0, float(r) * f)), 1.0)
 
 
 def _limb(img: np.ndarray, p0, p1, w0: float, w1: float, col) -> None:
@@ -545,27 +556,36 @@ def _draw_person(canvas: np.ndarray, ident: Identity, cx: float, foot_y: float, 
     H, W = canvas.shape[:2]
     img = np.zeros((H, W, 4), np.float32)
     _draw_figure(img, ident, cx, foot_y, height, facing, phase)
-    alpha = img[:, :, 3:4]
+    # shading and compositing only inside the figure's box (plus its shadow)
+    y0 = max(0, int(foot_y - 1.1 * height) - 2)
+    y1 = min(H, int(foot_y + 0.06 * height) + 3)
+    x0 = max(0, int(cx - 0.6 * height) - 2)
+    x1 = min(W, int(cx + 0.6 * height) + 3)
+    if y1 <= y0 or x1 <= x0:
+        return
+    lay = img[y0:y1, x0:x1]
+    roi = canvas[y0:y1, x0:x1]
+    alpha = lay[:, :, 3:4]
     solid = (alpha[:, :, 0] > 0.5).astype(np.uint8)
     dist = cv2.distanceTransform(solid, cv2.DIST_L2, 3)
     k = max(1.0, 0.03 * height)
     shade = 0.6 + 0.4 * np.clip(dist / k, 0.0, 1.0)
     if light:
-        xs = (np.arange(W, dtype=np.float32)[None, :] - cx) / max(1.0, 0.15 * height)
+        xs = (np.arange(x0, x1, dtype=np.float32)[None, :] - cx) / max(1.0, 0.15 * height)
         shade = shade * (1.0 + 0.12 * light * np.clip(xs, -1, 1))
-    sh = np.zeros((H, W), np.float32)  # soft ground shadow
-    _ellipse(sh, (cx, foot_y), (0.14 * height, 0.022 * height), 1.0)
-    canvas *= (1.0 - 0.35 * cv2.GaussianBlur(sh, (0, 0), 0.01 * height + 0.5))[:, :, None]
-    canvas *= 1.0 - alpha
-    canvas += img[:, :, :3] * shade[:, :, None]
+    sh = np.zeros(roi.shape[:2], np.float32)  # soft ground shadow
+    _ellipse(sh, (cx - x0, foot_y - y0), (0.14 * height, 0.022 * height), 1.0)
+    roi *= (1.0 - 0.35 * cv2.GaussianBlur(sh, (0, 0), 0.01 * height + 0.5))[:, :, None]
+    roi *= 1.0 - alpha
+    roi += lay[:, :, :3] * shade[:, :, None]
 
 
 # Body proportions in units of the person's height (tuned so that OpenCV's INRIA-trained HOG people
 # detector recognises the figures; see docs/dataset.md).
 PROPS = {
-    "head": 0.062, "sh_front": 0.115, "sh_side": 0.075, "hip_front": 0.085, "hip_side": 0.07,
+    "head": 0.062, "sh_front": 0.13, "sh_side": 0.075, "hip_front": 0.085, "hip_side": 0.07,
     "leg_w": 0.075, "arm_w": 0.05, "spread": 0.035, "side_swing": 0.45, "arm_x": 0.95, "neck": 0.03,
-    "arm_swing": 0.4,
+    "arm_swing": 0.4, "slope": 0.05, "neck_w": 0.04,
 }
 
 
@@ -593,6 +613,8 @@ def _draw_figure(img: np.ndarray, ident: Identity, cx: float, foot_y: float, hei
     lower = _c(ident.lower)
     shoes = _c(ident.shoes)
     leg_len = foot_y - hip_y
+    drop = P["slope"] * Hh  # shoulders slope down from the neck (the head-shoulder "omega")
+    nk = P["neck_w"] * Hh
 
     # ---- legs
     def leg(x_hip: float, ang: float, knee_bend: float, shade: float):
@@ -635,10 +657,10 @@ def _draw_figure(img: np.ndarray, ident: Identity, cx: float, foot_y: float, hei
     arm_len = 0.36 * Hh
     sleeve_col = upper
     def arm(x_sh: float, ang: float, shade: float):
-        elbow = (x_sh + math.sin(ang) * arm_len * 0.5, sh_y + 0.02 * Hh + math.cos(ang) * arm_len * 0.5)
+        elbow = (x_sh + math.sin(ang) * arm_len * 0.5, sh_y + drop + math.cos(ang) * arm_len * 0.5)
         a2 = ang + (0.25 * sgn if side else 0.0) * (1 + abs(ang))
         hand = (elbow[0] + math.sin(a2) * arm_len * 0.48, elbow[1] + math.cos(a2) * arm_len * 0.48)
-        _limb(img, (x_sh, sh_y + 0.02 * Hh), elbow, arm_w, arm_w * 0.85, _c(sleeve_col, shade))
+        _limb(img, (x_sh, sh_y + drop), elbow, arm_w, arm_w * 0.85, _c(sleeve_col, shade))
         _limb(img, elbow, hand, arm_w * 0.85, arm_w * 0.7,
               _c(sleeve_col if ident.long_sleeves else skin, shade))
         _ellipse(img, hand, (arm_w * 0.45, arm_w * 0.5), _c(skin, shade))
@@ -649,14 +671,18 @@ def _draw_figure(img: np.ndarray, ident: Identity, cx: float, foot_y: float, hei
 
     # ---- torso with pattern
     H, W = img.shape[:2]
-    torso = [(cx - sw, sh_y), (cx + sw, sh_y), (cx + hw * 1.02, hip_y), (cx - hw * 1.02, hip_y)]
+    torso = [(cx - nk, sh_y - drop * 0.3), (cx + nk, sh_y - drop * 0.3), (cx + sw, sh_y + drop),
+             (cx + hw * 1.02, hip_y), (cx - hw * 1.02, hip_y), (cx - sw, sh_y + drop)]
     y0, y1 = int(max(0, sh_y - 2)), int(min(H, hip_y + 3))
     x0, x1 = int(max(0, cx - sw - 3)), int(min(W, cx + sw + 4))
+    y0 = int(max(0, sh_y - drop * 0.3 - 2))
     if y1 > y0 and x1 > x0:
         mask = np.zeros((H, W), np.float32)
         _poly(mask, torso, 1.0)
         pat = np.empty((y1 - y0, x1 - x0, 4), np.float32)
         pat[:] = upper
+        # pattern colour: ``PATTERN_CONTRAST`` of the way from the garment colour to the second colour
+        upper2 = tuple(float(a + PATTERN_CONTRAST * (b - a)) for a, b in zip(upper, upper2))
         ys = np.arange(y0, y1, dtype=np.float32)[:, None]
         xs = np.arange(x0, x1, dtype=np.float32)[None, :]
         period = ident.stripe_period * Hh
@@ -667,10 +693,8 @@ def _draw_figure(img: np.ndarray, ident: Identity, cx: float, foot_y: float, hei
             on = ((xs - cx) % (period * 0.8)) < period * 0.4
             pat[np.broadcast_to(on, pat.shape[:2])] = upper2
         elif ident.pattern == "twotone":
-            if side:
-                on = np.broadcast_to(ys > sh_y + (hip_y - sh_y) * 0.45, pat.shape[:2])
-            else:
-                on = np.broadcast_to(xs > cx, pat.shape[:2])
+            # colour-block top: upper part one colour, lower part the other
+            on = np.broadcast_to(ys > sh_y + (hip_y - sh_y) * 0.45, pat.shape[:2])
             pat[on] = upper2
         elif ident.pattern == "logo" and facing == "front":
             lc = (cx - x0, sh_y + (hip_y - sh_y) * 0.35 - y0)
@@ -728,11 +752,11 @@ def _draw_figure(img: np.ndarray, ident: Identity, cx: float, foot_y: float, hei
     if ident.hair_style == "long":
         if facing == "back":
             _poly(img, [(head_c[0] - head_r * 0.95, head_c[1]), (head_c[0] + head_r * 0.95, head_c[1]),
-                        (head_c[0] + head_r * 1.0, sh_y + 0.05 * Hh), (head_c[0] - head_r * 1.0, sh_y + 0.05 * Hh)], hc)
+                        (head_c[0] + head_r * 1.0, sh_y - 0.01 * Hh), (head_c[0] - head_r * 1.0, sh_y - 0.01 * Hh)], hc)
         elif side:
             bx = head_c[0] - sgn * head_r * 0.5
             _poly(img, [(bx - head_r * 0.5, head_c[1]), (bx + head_r * 0.5, head_c[1]),
-                        (bx + head_r * 0.5, sh_y + 0.05 * Hh), (bx - head_r * 0.6, sh_y + 0.05 * Hh)], hc)
+                        (bx + head_r * 0.5, sh_y - 0.01 * Hh), (bx - head_r * 0.6, sh_y - 0.01 * Hh)], hc)
     if ident.hair_style in ("short", "long"):
         if facing == "back":
             _ellipse(img, head_c, (head_r * 0.95, head_r * 1.12), hc)
@@ -861,9 +885,9 @@ def _render_once(spec: ImageSpec, params: RenderParams, r: np.random.Generator, 
                          height * r.uniform(1.8, 2.5), facing, phase, r, light=cam.light)
 
     # camera response: colour cast, brightness, contrast, sensor noise
-    img = (img - 128.0) * cam.contrast + 128.0 + cam.brightness + r.normal(0, 6)
-    img = img * np.asarray(cam.cast, np.float32) * float(r.uniform(0.9, 1.1))
     img = cv2.resize(img, (params.width, params.height), interpolation=cv2.INTER_AREA)
+    img = (img - 128.0) * cam.contrast + (128.0 + cam.brightness + r.normal(0, 6))
+    img *= np.asarray(cam.cast, np.float32) * np.float32(r.uniform(0.9, 1.1))
     # optics: surveillance crops are soft (low-resolution cameras, upscaled boxes)
     img = cv2.GaussianBlur(img, (0, 0), float(r.uniform(*OPTICS_SIGMA)))
     blurred = False
@@ -1044,42 +1068,61 @@ def render_dataset(root: str | Path, params: RenderParams | None = None, progres
     return info
 
 
+_PARALLEL_MIN = 256  # fewer images than this are rendered in this process
+
+
 def _render_files(root: Path, todo: list[ImageSpec], params: RenderParams, scheme_of: Mapping[int, int],
                   progress: bool) -> None:
-    """Render and write ``todo``; in ``params.num_workers`` processes when there is enough work."""
+    """Render and write ``todo``; in ``params.num_workers`` processes when there is enough work.
+
+    Worker processes are forked where the platform can (no re-import of the package per worker:
+    importing ``reid_gan`` pulls in Lightning, seconds per process), before the progress bar's thread
+    starts; joblib's loky workers elsewhere. Each image depends only on its own seed, so the files do
+    not depend on the number of workers.
+    """
+    import multiprocessing as mp
+
     if not todo:
         return
     chunk = 64
     chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
-    workers = min(params.num_workers, len(chunks))
-    bar = None
-    if progress:
-        from rich.progress import Progress
+    workers = min(params.num_workers, len(chunks)) if len(todo) >= _PARALLEL_MIN else 0
+    sch = dict(scheme_of)
+    pool = None
+    if workers > 1 and "fork" in mp.get_all_start_methods():
+        import warnings
 
-        bar = Progress(transient=True)
-    ctx = bar if bar is not None else _nullcontext()
-    with ctx:
-        task = bar.add_task(f"rendering {root.name}", total=len(todo)) if bar is not None else None
-        if workers <= 1:
-            for c in chunks:
-                _render_chunk(str(root), c, params, dict(scheme_of))
-                if bar is not None:
-                    bar.advance(task, len(c))
-        else:
-            from joblib import Parallel, delayed
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded process, fork()"
+            pool = mp.get_context("fork").Pool(workers, initializer=cv2.setNumThreads, initargs=(1,))
+    if workers <= 1:
+        results: Iterable[int] = (_render_chunk(str(root), c, params, sch) for c in chunks)
+    elif pool is not None:
+        results = pool.imap_unordered(_render_chunk_args, [(str(root), c, params, sch) for c in chunks])
+    else:
+        from joblib import Parallel, delayed
 
-            par = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
-            for n in par(delayed(_render_chunk)(str(root), c, params, dict(scheme_of)) for c in chunks):
-                if bar is not None:
+        par = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
+        results = par(delayed(_render_chunk)(str(root), c, params, sch) for c in chunks)
+    try:
+        if progress:
+            from rich.progress import Progress
+
+            with Progress(transient=True) as bar:
+                task = bar.add_task(f"rendering {root.name}", total=len(todo))
+                for n in results:
                     bar.advance(task, n)
+        else:
+            for _ in results:
+                pass
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
 
 
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+def _render_chunk_args(args: tuple) -> int:
+    return _render_chunk(*args)
 
 
 def _render_chunk(root: str, specs: list[ImageSpec], params: RenderParams, scheme_of: dict[int, int]) -> int:

@@ -241,7 +241,7 @@ class DetectorFilter(ImageFilter):
 
     def describe(self) -> str:
         d = getattr(self.detector, "describe", None)
-        what = d() if callable(d) else type(self.detector).__name__
+        what = d() if callable(d) else repr(self.detector)
         return f"{self.name}: {what}, keep person confidence >= {self.threshold:g}"
 
 
@@ -342,7 +342,9 @@ class SSIMFilter(ImageFilter):
         return {pid: image_set.items[i].file for pid, i in self.ref_index.items()}
 
     def describe(self) -> str:
-        return (f"{self.name}: SSIM to the person's {self.reference} image (11x11 Gaussian window, "
+        ref = ("base image (method == base in the manifest, else the person's first image)"
+               if self.reference == "base" else "medoid image (highest mean SSIM to the person's others)")
+        return (f"{self.name}: SSIM to the person's {ref} (11x11 Gaussian window, "
                 f"sigma 1.5, K1 0.01, K2 0.03), keep >= {self.threshold:g}")
 
 

@@ -127,7 +127,8 @@ def save_grid(path: str | Path, images: Any, nrow: int = 8, **kwargs: Any) -> Pa
     grid = image_grid(images, nrow=nrow, **kwargs)
     path = Path(path)
     ext = path.suffix or ".png"
-    ok, buf = cv2.imencode(ext, grid)
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 9] if ext.lower() == ".png" else []
+    ok, buf = cv2.imencode(ext, grid, params)
     if not ok:
         raise ValueError(f"save_grid: cannot encode {path} (suffix {ext!r})")
     return atomic_write_bytes(path, buf.tobytes())

@@ -59,13 +59,15 @@ def read_complete(folder: str | Path) -> dict[str, Any]:
 def mark_complete(folder: str | Path, info: dict[str, Any]) -> None:
     info = dict(info)
     info.setdefault("finished_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
+    info.setdefault("stamp", time.time_ns())  # identifies this build: downstream records the stamps it used
     atomic_write_json(Path(folder) / COMPLETE, info)
 
 
 @contextlib.contextmanager
 def artifact_lock(folder: str | Path, timeout: float = -1) -> Iterator[None]:
-    """Exclusive lock on an artifact folder (``<folder>.lock`` beside it); waits for another builder."""
+    """Exclusive lock on an artifact folder (``<folder>.building.lock`` beside it); waits for another
+    builder. Its own name, so a stage may lock ``<folder>.lock`` itself."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock", timeout=timeout):
+    with FileLock(str(folder) + ".building.lock", timeout=timeout):
         yield

@@ -1,0 +1,40 @@
+"""Schema of the pipeline's own keys (``conf/pipeline.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List
+
+from hydra.core.config_store import ConfigStore
+
+from reid_gan.config import check
+
+STAGES = ("make_dataset", "train_gan", "generate", "filter", "train", "report")
+
+
+@dataclass
+class SweepSchema:
+    persons: List[int] = field(default_factory=lambda: [0])
+    seeds: List[int] = field(default_factory=lambda: [0])
+
+    def __post_init__(self) -> None:
+        check(len(self.persons) > 0, "sweep.persons", "must list at least one value (0 = baseline)")
+        check(all(n >= 0 for n in self.persons), "sweep.persons", "values must be >= 0", list(self.persons))
+        check(len(self.seeds) > 0, "sweep.seeds", "must list at least one seed")
+
+
+@dataclass
+class PipelineSchema:
+    stages: List[str] = field(default_factory=lambda: list(STAGES))
+    sweep: SweepSchema = field(default_factory=SweepSchema)
+    force: List[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.stages if s not in STAGES]
+        check(not bad, "stages", f"unknown stage(s) {bad}; known: {', '.join(STAGES)}")
+        bad = [s for s in self.force if s not in STAGES]
+        check(not bad, "force", f"unknown stage(s) {bad}; known: {', '.join(STAGES)}")
+
+
+def register(cs: ConfigStore) -> None:
+    cs.store(name="pipeline_schema", node=PipelineSchema)

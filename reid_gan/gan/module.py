@@ -1,0 +1,234 @@
+"""StyleGAN3 training as a LightningModule with manual optimisation (one ``training_step`` = one NVIDIA
+training iteration over ``batch_size`` real images).
+
+Per iteration, as in NVIDIA's ``training_loop.py`` for the StyleGAN3 configs:
+
+1. ``Gboth``: G step on the non-saturating loss (no lazy G regularisation: path length is off).
+2. ``Dmain``: D step on fakes (``update_emas``) and reals; the signs of the real logits feed ADA.
+3. ``Dreg`` every ``r1_interval`` iterations: D step on ``r1_interval * gamma/2 * R1`` (lazy R1). D's Adam
+   then uses ``lr * mb_ratio`` and ``betas ** mb_ratio`` with ``mb_ratio = r1_interval / (r1_interval + 1)``.
+4. ``G_ema`` ← lerp with ``beta = 0.5 ** (batch / ema_nimg)``, ``ema_nimg = min(ema_kimg * 1000,
+   cur_nimg * ema_rampup)``; buffers copied.
+5. ADA ``p`` update every ``ada_interval`` iterations.
+6. Ticks: tick 0 ends after the first iteration, later ticks every ``tick_kimg`` kimg; a snapshot
+   (G_ema file, metric, sample grid) is due at every ``snap``-th tick and when ``kimg`` is reached.
+   :class:`GANTickCallback` (in ``reid_gan.train_gan``) acts on :attr:`tick_event`.
+
+State that must survive a kill (``cur_nimg``, ``cur_tick``, ``tick_start_nimg``, ``iteration``, ADA's
+running sums) is saved in the checkpoint's ``gan`` record; the networks and ``augment_pipe.p`` are in the
+state dict; the optimisers' moments in Lightning's optimizer states.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from typing import Any, Callable, Optional
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from reid_gan.gan.augment import AdaController, AugmentPipe
+from reid_gan.gan.losses import StyleGAN3Loss
+
+__all__ = ["StyleGAN3Module", "ema_beta"]
+
+
+def ema_beta(batch_size: int, cur_nimg: int, ema_kimg: float, ema_rampup: Optional[float]) -> float:
+    """NVIDIA's G_ema decay for one iteration (half-life ``ema_kimg``, ramped up early in training)."""
+    ema_nimg = ema_kimg * 1000
+    if ema_rampup is not None:
+        ema_nimg = min(ema_nimg, cur_nimg * ema_rampup)
+    return 0.5 ** (batch_size / max(ema_nimg, 1e-8))
+
+
+class StyleGAN3Module(pl.LightningModule):
+    """G, D (and optionally an ADA pipeline) trained with StyleGAN3's schedule.
+
+    Args:
+        G, D: the networks (``nn.Module``s built by ``hydra.utils.instantiate``); ``G_ema`` is a deep copy of G.
+        G_opt, D_opt: ``functools.partial`` optimisers (Hydra ``_partial_: true``) taking ``params``; their
+            ``lr``/``betas`` keywords are NVIDIA's (Adam, betas (0, 0.99)); D's are adjusted for lazy R1.
+        batch_size: images per iteration (the kimg counter advances by this much).
+        r1_gamma, r1_interval: R1 weight and lazy interval (16). ``r1_gamma = 0`` disables R1.
+        style_mixing_prob, blur_init_sigma, blur_fade_kimg: see :class:`StyleGAN3Loss`.
+        ema_kimg, ema_rampup: G_ema half-life (kimg) and ramp-up (0.05 for StyleGAN3; None = off).
+        augment_pipe: an :class:`AugmentPipe` (ADA) or None.
+        ada_target, ada_interval, ada_kimg: ADA control (None target = fixed ``p``).
+        kimg, tick_kimg, snap: training length, tick length (kimg) and snapshot period (ticks).
+        G_init_kwargs, G_class: recorded in checkpoints so the generator can be rebuilt without the config.
+        c_dim: conditioning size (0 = unconditional; conditional training is not wired to labels yet).
+    """
+
+    def __init__(self, G: nn.Module, D: nn.Module, G_opt: Callable, D_opt: Callable, batch_size: int,
+                 r1_gamma: float = 2.0, r1_interval: int = 16, style_mixing_prob: float = 0.0,
+                 blur_init_sigma: float = 0.0, blur_fade_kimg: float = 0.0, ema_kimg: float = 10.0,
+                 ema_rampup: Optional[float] = 0.05, augment_pipe: Optional[AugmentPipe] = None,
+                 ada_target: Optional[float] = 0.6, ada_interval: int = 4, ada_kimg: float = 500.0,
+                 kimg: float = 5000.0, tick_kimg: float = 4.0, snap: int = 50,
+                 G_init_kwargs: Optional[dict] = None, G_class: str = "reid_gan.gan.networks.Generator",
+                 z_dim: Optional[int] = None, c_dim: int = 0):
+        super().__init__()
+        self.automatic_optimization = False
+        self.G, self.D = G, D
+        self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+        self.augment_pipe = augment_pipe
+        self.G_opt_partial, self.D_opt_partial = G_opt, D_opt
+        self.batch_size = int(batch_size)
+        self.r1_gamma, self.r1_interval = float(r1_gamma), int(r1_interval)
+        self.loss = StyleGAN3Loss(G, D, augment_pipe, r1_gamma=r1_gamma, style_mixing_prob=style_mixing_prob,
+                                  blur_init_sigma=blur_init_sigma, blur_fade_kimg=blur_fade_kimg)
+        self.ema_kimg, self.ema_rampup = float(ema_kimg), ema_rampup
+        self.ada = (AdaController(augment_pipe, ada_target, ada_interval, ada_kimg)
+                    if augment_pipe is not None and ada_target is not None else None)
+        self.kimg, self.tick_kimg, self.snap = float(kimg), float(tick_kimg), int(snap)
+        self.G_init_kwargs = dict(G_init_kwargs or {})
+        self.G_class = G_class
+        self.z_dim = int(z_dim if z_dim is not None else getattr(G, "z_dim"))
+        self.c_dim = int(c_dim)
+        # Progress (saved in checkpoints).
+        self.cur_nimg = 0
+        self.cur_tick = 0
+        self.tick_start_nimg = 0
+        self.iteration = 0
+        self.tick_event: Optional[dict[str, Any]] = None
+        self.last_stats: dict[str, float] = {}
+
+    # -- optimisers ----------------------------------------------------------------------------
+    def configure_optimizers(self):
+        gkw = dict(getattr(self.G_opt_partial, "keywords", {}) or {})
+        g_extra = {"betas": tuple(float(b) for b in gkw["betas"])} if "betas" in gkw else {}
+        g_opt = self.G_opt_partial(params=self.G.parameters(), **g_extra)
+        kw = dict(getattr(self.D_opt_partial, "keywords", {}) or {})
+        if self.r1_gamma > 0 and self.r1_interval > 0:
+            mb = self.r1_interval / (self.r1_interval + 1)
+            extra = {}
+            if "lr" in kw:
+                extra["lr"] = kw["lr"] * mb
+            if "betas" in kw:
+                extra["betas"] = tuple(float(b) ** mb for b in kw["betas"])
+            d_opt = self.D_opt_partial(params=self.D.parameters(), **extra)
+        else:
+            extra = {"betas": tuple(float(b) for b in kw["betas"])} if "betas" in kw else {}
+            d_opt = self.D_opt_partial(params=self.D.parameters(), **extra)
+        return [g_opt, d_opt]
+
+    # -- helpers -------------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self.cur_nimg >= self.kimg * 1000
+
+    def _c(self, n: int) -> torch.Tensor:
+        return torch.zeros(n, self.c_dim, device=self.device)
+
+    @staticmethod
+    def _sanitise(module: nn.Module) -> None:
+        for p in module.parameters():
+            if p.grad is not None:
+                torch.nan_to_num_(p.grad, nan=0, posinf=1e5, neginf=-1e5)
+
+    @torch.no_grad()
+    def update_ema(self) -> float:
+        beta = ema_beta(self.batch_size, self.cur_nimg, self.ema_kimg, self.ema_rampup)
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            p_ema.copy_(p.detach().lerp(p_ema, beta))
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b.detach())
+        return beta
+
+    # -- one iteration -------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        real = real.to(self.device, torch.float32)
+        n = real.shape[0]
+        c = self._c(n)
+        opt_g, opt_d = self.optimizers()
+
+        # Gboth: non-saturating G loss.
+        self.G.requires_grad_(True)
+        self.D.requires_grad_(False)
+        z = torch.randn(n, self.z_dim, device=self.device)
+        loss_g = self.loss.generator_loss(z, c, self.cur_nimg)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss_g)
+        self._sanitise(self.G)
+        opt_g.step()
+        self.G.requires_grad_(False)
+
+        # Dmain: logistic loss on fakes and reals.
+        self.D.requires_grad_(True)
+        z = torch.randn(n, self.z_dim, device=self.device)
+        loss_d, real_logits = self.loss.discriminator_loss(real, c, z, c, self.cur_nimg)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d)
+        self._sanitise(self.D)
+        opt_d.step()
+        if self.ada is not None:
+            self.ada.accumulate(real_logits)
+
+        # Dreg: lazy R1, weighted by the interval.
+        r1 = None
+        if self.r1_gamma > 0 and self.r1_interval > 0 and self.iteration % self.r1_interval == 0:
+            loss_r1, r1 = self.loss.r1_loss(real, c, self.cur_nimg)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(loss_r1 * self.r1_interval)
+            self._sanitise(self.D)
+            opt_d.step()
+        self.D.requires_grad_(False)
+
+        # G_ema, counters, ADA.
+        self.update_ema()
+        self.cur_nimg += n
+        if self.ada is not None:
+            self.ada.step(self.iteration, n)
+        self.iteration += 1
+
+        stats = {"train/loss_G": float(loss_g.detach()), "train/loss_D": float(loss_d.detach()),
+                 "train/ada_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
+                 "train/kimg": self.cur_nimg / 1000,
+                 "train/real_sign": float(torch.sign(real_logits).mean())}
+        if r1 is not None:
+            stats["train/r1"] = float(r1)
+        self.last_stats = stats
+        for k, v in stats.items():
+            self.log(k, v, on_step=True, on_epoch=False, prog_bar=k in ("train/loss_G", "train/loss_D", "train/kimg"),
+                     batch_size=n)
+
+        # Tick / snapshot bookkeeping (the callback writes the files).
+        done = self.done
+        self.tick_event = None
+        if done or self.cur_tick == 0 or self.cur_nimg >= self.tick_start_nimg + self.tick_kimg * 1000:
+            snapshot = done or (self.snap > 0 and self.cur_tick % self.snap == 0)
+            self.tick_event = {"tick": self.cur_tick, "snapshot": snapshot, "done": done, "cur_nimg": self.cur_nimg}
+            self.cur_tick += 1
+            self.tick_start_nimg = self.cur_nimg
+        return None
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["gan"] = {
+            "cur_nimg": int(self.cur_nimg), "cur_tick": int(self.cur_tick),
+            "tick_start_nimg": int(self.tick_start_nimg), "iteration": int(self.iteration),
+            "G_init_kwargs": self.G_init_kwargs, "G_class": self.G_class,
+            "ada_sum": float(self.ada._sum) if self.ada else 0.0, "ada_count": int(self.ada._count) if self.ada else 0,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        g = checkpoint.get("gan")
+        if g is None:
+            raise ValueError("not a train_gan checkpoint: it has no 'gan' record")
+        self.cur_nimg, self.cur_tick = int(g["cur_nimg"]), int(g["cur_tick"])
+        self.tick_start_nimg, self.iteration = int(g["tick_start_nimg"]), int(g["iteration"])
+        if self.ada is not None:
+            self.ada._sum, self.ada._count = float(g.get("ada_sum", 0.0)), int(g.get("ada_count", 0))
+
+    def generate(self, z: torch.Tensor, use_ema: bool = True, truncation_psi: float = 1.0) -> torch.Tensor:
+        """Images [N, C, H, W] in about [-1, 1] from latents ``z`` (eval, no grad)."""
+        G = self.G_ema if use_ema else self.G
+        with torch.no_grad():
+            c = torch.zeros(z.shape[0], self.c_dim, device=z.device)
+            ws = G.mapping(z, c, truncation_psi=truncation_psi)
+            return G.synthesis(ws, noise_mode="const")
+
+

@@ -1,0 +1,464 @@
+"""StyleGAN3 training: losses/R1 math, ADA, SWD, the training stage (real run, resume), snapshots."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reid_gan.gan.augment import AdaController, AugmentPipe
+from reid_gan.gan.checkpoint import load_generator, save_snapshot
+from reid_gan.gan.losses import StyleGAN3Loss, blur_sigma_at, gaussian_blur
+from reid_gan.gan.module import ema_beta
+from reid_gan.metrics.swd import swd
+from tests.helpers import compose_stage
+
+
+# --- tiny stand-ins with the generator/discriminator call signatures (NOT the package's networks) ---------
+class TinyG(nn.Module):
+    def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs=None, channels=32,
+                 **_unused):
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim, self.img_channels = z_dim, c_dim, w_dim, img_channels
+        self.img_resolution = list(img_resolution) if isinstance(img_resolution, (list, tuple)) else [img_resolution] * 2
+        self.num_ws = 3
+        self.fc0 = nn.Linear(z_dim + c_dim, w_dim)
+        self.fc1 = nn.Linear(w_dim, w_dim)
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+        h, w = self.img_resolution
+        self.h0, self.w0 = h // 4, w // 4
+        self.channels = channels
+        self.const = nn.Parameter(torch.randn(channels, self.h0, self.w0))
+        self.aff = nn.Linear(w_dim, channels * 3)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.rgb = nn.Conv2d(channels, img_channels, 1)
+
+    def mapping(self, z, c, truncation_psi=1, truncation_cutoff=None, update_emas=False):
+        x = torch.cat([z, c], 1) if self.c_dim else z
+        w = self.fc1(F.leaky_relu(self.fc0(x), 0.2))
+        if update_emas:
+            self.w_avg.copy_(w.detach().mean(0).lerp(self.w_avg, 0.995))
+        w = self.w_avg.lerp(w, truncation_psi)
+        return w.unsqueeze(1).repeat(1, self.num_ws, 1)
+
+    def synthesis(self, ws, noise_mode="random", update_emas=False):
+        s = self.aff(ws[:, 0]).view(-1, 3, self.channels, 1, 1)
+        x = self.const.unsqueeze(0) * (1 + s[:, 0])
+        x = F.interpolate(F.leaky_relu(self.conv1(x) * (1 + s[:, 1]), 0.2), scale_factor=2)
+        x = F.interpolate(F.leaky_relu(self.conv2(x) * (1 + s[:, 2]), 0.2), scale_factor=2)
+        return self.rgb(x)
+
+    def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, noise_mode="const", update_emas=False):
+        return self.synthesis(self.mapping(z, c, truncation_psi, truncation_cutoff, update_emas), noise_mode)
+
+
+class TinyD(nn.Module):
+    def __init__(self, c_dim, img_resolution, img_channels, channels=32, **_unused):
+        super().__init__()
+        self.img_resolution, self.img_channels = img_resolution, img_channels
+        h, w = img_resolution if isinstance(img_resolution, (list, tuple)) else (img_resolution, img_resolution)
+        self.net = nn.Sequential(nn.Conv2d(img_channels, channels, 3, padding=1), nn.LeakyReLU(0.2),
+                                 nn.AvgPool2d(2), nn.Conv2d(channels, channels, 3, padding=1), nn.LeakyReLU(0.2),
+                                 nn.AvgPool2d(2), nn.Flatten(), nn.Linear(channels * (h // 4) * (w // 4), 1))
+
+    def forward(self, img, c, update_emas=False):
+        return self.net(img)
+
+
+class KillAfter:
+    """A Lightning callback (built lazily) that raises after ``n`` training batches: a simulated kill."""
+
+    def __new__(cls, n: int):
+        import pytorch_lightning as pl
+
+        class _K(pl.Callback):
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+                if pl_module.iteration >= n:
+                    raise RuntimeError("simulated kill")
+
+        return _K()
+
+
+BATCHES_SEEN: list[int] = []
+
+
+class CountBatches:
+    """A Lightning callback (built lazily) recording the iteration counter after every batch."""
+
+    def __new__(cls):
+        import pytorch_lightning as pl
+
+        class _C(pl.Callback):
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+                BATCHES_SEEN.append(pl_module.iteration)
+
+        return _C()
+
+
+STANDIN = ["gan.G._target_=tests.test_gan_train.TinyG", "gan.D._target_=tests.test_gan_train.TinyD",
+           "logger=csv", "callbacks=none"]
+
+
+def _write_dataset(root: Path, n: int = 48, h: int = 32, w: int = 16, seed: int = 0) -> Path:
+    """Little people: a head, a coloured torso and dark legs on a light, noisy background (Market names)."""
+    rng = np.random.default_rng(seed)
+    d = root / "bounding_box_train"
+    d.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = np.full((h, w, 3), 200, np.uint8) + rng.integers(0, 30, (h, w, 3), dtype=np.uint8)
+        torso = tuple(int(v) for v in rng.integers(0, 255, 3))
+        cx = w // 2 + int(rng.integers(-1, 2))
+        cv2.circle(img, (cx, h // 8 + 1), max(1, w // 8), (120, 150, 190), -1)
+        cv2.rectangle(img, (cx - w // 4, h // 4), (cx + w // 4, h * 9 // 16), torso, -1)
+        cv2.rectangle(img, (cx - w // 4, h * 9 // 16), (cx - 1, h - 2), (40, 40, 60), -1)
+        cv2.rectangle(img, (cx + 1, h * 9 // 16), (cx + w // 4, h - 2), (40, 40, 60), -1)
+        cv2.imwrite(str(d / f"{i // 4 + 1:04d}_c{i % 6 + 1}s1_{i:06d}_00.jpg"), img)
+    return root
+
+
+def _cfg(tmp_path: Path, extra: list[str]):
+    # Tiny ops: one thread is several times faster than two on a shared 2-core machine.
+    torch.set_num_threads(1)
+    ds = _write_dataset(tmp_path / "ds")
+    return compose_stage("train_gan", tmp_path, [*STANDIN, "data.name=folder", f"data.root={ds}", *extra])
+
+
+# --- losses ----------------------------------------------------------------------------------------------
+class _LinD(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([[0.5, -1.0]]))
+
+    def forward(self, img, c):
+        return (img.flatten(1) ** 2 @ self.w.t()) if img.shape[1] else img
+
+
+def test_losses_match_formulas():
+    torch.manual_seed(0)
+    G = TinyG(8, 0, 8, [8, 4], 3)
+    D = TinyD(0, [8, 4], 3)
+    loss = StyleGAN3Loss(G, D, r1_gamma=3.0)
+    z = torch.randn(5, 8)
+    c = torch.zeros(5, 0)
+    torch.manual_seed(1)
+    lg = loss.generator_loss(z, c, 0)
+    with torch.no_grad():
+        ref = torch.log1p(torch.exp(-D(G(z, c), c))).mean()
+    assert torch.allclose(lg, ref, atol=1e-6)
+    real = torch.randn(5, 3, 8, 4)
+    ld, logits = loss.discriminator_loss(real, c, z, c, 0)
+    with torch.no_grad():
+        ref = torch.log1p(torch.exp(D(G(z, c), c))).mean() + torch.log1p(torch.exp(-D(real, c))).mean()
+    assert torch.allclose(ld, ref, atol=1e-5)
+    assert torch.equal(logits, D(real, c).detach())
+
+
+def test_r1_penalty_analytic():
+    # D(x) = sum(a * x²) → ∇D = 2 a x → R1 = sum(4 a² x²); loss = gamma/2 * mean_n R1
+    class QuadD(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Parameter(torch.tensor(0.7))
+
+        def forward(self, img, c):
+            return (self.a * img.square()).sum(dim=[1, 2, 3]).unsqueeze(1)
+
+    D = QuadD()
+    loss = StyleGAN3Loss(TinyG(4, 0, 4, [4, 4], 3), D, r1_gamma=2.5)
+    x = torch.randn(3, 3, 4, 4, dtype=torch.float64)
+    D.double()
+    val, pen = loss.r1_loss(x, torch.zeros(3, 0), 0)
+    expect = (4 * 0.7 ** 2 * x.square().sum(dim=[1, 2, 3]))
+    assert torch.allclose(pen, expect.mean(), rtol=1e-6)
+    assert torch.allclose(val, 2.5 / 2 * expect.mean(), rtol=1e-6)
+    val.backward()  # create_graph: the penalty is differentiable w.r.t. D's parameters
+    # d/da of gamma/2 * mean(4 a² sum x²) = gamma/2 * 8 a * mean(sum x²)
+    assert math.isclose(D.a.grad.item(), 2.5 / 2 * 8 * 0.7 * x.square().sum(dim=[1, 2, 3]).mean().item(), rel_tol=1e-6)
+
+
+def test_blur_schedule_and_kernel():
+    assert blur_sigma_at(0, 10, 100) == 10
+    assert blur_sigma_at(50_000, 10, 100) == pytest.approx(5)
+    assert blur_sigma_at(200_000, 10, 100) == 0
+    assert blur_sigma_at(10, 10, 0) == 0
+    img = torch.zeros(1, 3, 21, 21)
+    img[0, :, 10, 10] = 1
+    out = gaussian_blur(img, 2.0)
+    assert torch.allclose(out.sum(), torch.tensor(3.0), atol=1e-5)  # mass preserved away from borders
+    assert out[0, 0, 10, 10] < 1 and out[0, 0, 10, 11] > 0
+    assert torch.equal(gaussian_blur(img, 0.2), img)  # radius 0 → identity
+
+
+def test_style_mixing_uses_two_latents():
+    torch.manual_seed(0)
+    G = TinyG(8, 0, 8, [8, 4], 3)
+    seen = []
+    orig = G.synthesis
+
+    def spy(ws, **kw):
+        seen.append(ws.detach().clone())
+        return orig(ws, **kw)
+
+    G.synthesis = spy
+    loss = StyleGAN3Loss(G, TinyD(0, [8, 4], 3), style_mixing_prob=1.0)
+    loss.run_G(torch.randn(4, 8), torch.zeros(4, 0))
+    ws = seen[-1]
+    assert not torch.allclose(ws[:, 0], ws[:, -1])  # the last input comes from another latent
+    loss.style_mixing_prob = 0.0
+    loss.run_G(torch.randn(4, 8), torch.zeros(4, 0))
+    assert torch.allclose(seen[-1][:, 0], seen[-1][:, -1])
+
+
+def test_ema_beta_rampup():
+    # early: ema_nimg = cur_nimg * 0.05 ; later: ema_kimg * 1000
+    assert ema_beta(16, 1000, 5.0, 0.05) == pytest.approx(0.5 ** (16 / 50))
+    assert ema_beta(16, 10_000_000, 5.0, 0.05) == pytest.approx(0.5 ** (16 / 5000))
+    assert ema_beta(16, 0, 5.0, None) == pytest.approx(0.5 ** (16 / 5000))
+
+
+# --- ADA -------------------------------------------------------------------------------------------------
+def test_ada_identity_at_p0_and_changes_at_p1():
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 16, 8) * 2 - 1
+    assert torch.equal(AugmentPipe(p=0.0)(x), x)
+    y = AugmentPipe(p=1.0)(x)
+    assert y.shape == x.shape
+    assert (y - x).abs().flatten(1).mean(1).min() > 1e-3  # every sample changed
+
+
+def test_ada_each_transform_alone():
+    torch.manual_seed(0)
+    x = torch.rand(8, 3, 16, 8) * 2 - 1
+    names = ["xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac", "brightness", "contrast",
+             "lumaflip", "hue", "saturation"]
+    for name in names:
+        kw = {n: 0 for n in names}
+        kw[name] = 1
+        y = AugmentPipe(p=1.0, **kw)(x)
+        assert (y - x).abs().max() > 1e-3, name
+
+
+def test_ada_xflip_and_brightness_exact():
+    torch.manual_seed(0)
+    x = torch.rand(16, 3, 8, 4) * 2 - 1
+    names = ["rotate90", "xint", "scale", "rotate", "aniso", "xfrac", "brightness", "contrast", "lumaflip",
+             "hue", "saturation"]
+    y = AugmentPipe(p=1.0, **{n: 0 for n in names})(x)
+    for i in range(16):  # each sample is either itself or its mirror image
+        assert torch.allclose(y[i], x[i], atol=1e-5) or torch.allclose(y[i], x[i].flip(-1), atol=1e-5)
+    names = ["xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac", "contrast", "lumaflip", "hue",
+             "saturation"]
+    y = AugmentPipe(p=1.0, **{n: 0 for n in names})(x)
+    d = y - x  # brightness: one constant per sample
+    assert torch.allclose(d, d.flatten(1)[:, :1].view(-1, 1, 1, 1).expand_as(d), atol=1e-5)
+
+
+def test_ada_gradients_flow():
+    x = (torch.rand(4, 3, 16, 8) * 2 - 1).requires_grad_(True)
+    y = AugmentPipe(p=1.0)(x)
+    y.square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_ada_controller_direction():
+    pipe = AugmentPipe(p=0.1)
+    ada = AdaController(pipe, target=0.6, interval=4, kimg=1.0)
+    for it in range(4):  # D very confident on reals: sign = +1 > 0.6 → p increases
+        ada.accumulate(torch.ones(8, 1))
+        ada.step(it, 8)
+    assert float(pipe.p) == pytest.approx(0.1 + 8 * 4 / 1000)
+    for it in range(4, 8):  # D unsure: sign mean = 0 < 0.6 → p decreases
+        ada.accumulate(torch.tensor([[1.0], [-1.0]]))
+        ada.step(it, 8)
+    assert float(pipe.p) == pytest.approx(0.1)
+    for it in range(8, 400):
+        ada.accumulate(-torch.ones(8, 1))
+        ada.step(it, 8)
+    assert float(pipe.p) == 0.0  # clamped at 0
+
+
+# --- SWD -------------------------------------------------------------------------------------------------
+def test_swd_identity_and_monotone():
+    torch.manual_seed(0)
+    reals = torch.from_numpy(np.stack([cv2.imread(str(p))[:, :, ::-1].copy() for p in
+                                       sorted((_write_dataset(Path(__import__("tempfile").mkdtemp()), n=96)
+                                               / "bounding_box_train").iterdir())])).permute(0, 3, 1, 2)
+    x = reals.float() / 127.5 - 1
+    a, b = x[:48], x[48:]
+    kw = dict(min_res=8, per_image=64, num_dirs=128, num_repeats=2)
+    assert swd(a, a, **kw)["swd"] == pytest.approx(0.0, abs=1e-9)
+    base = swd(a, b, **kw)["swd"]
+    noisy = [swd(a, (b + s * torch.randn_like(b)).clamp(-1, 1), **kw)["swd"] for s in (0.1, 0.3, 0.6)]
+    assert base < noisy[0] < noisy[1] < noisy[2]
+    shifted = swd(a, (b + 0.5).clamp(-1, 1), **kw)["swd"]
+    assert shifted > base
+
+
+# --- snapshots -------------------------------------------------------------------------------------------
+def test_snapshot_round_trip(tmp_path):
+    torch.manual_seed(0)
+    G = TinyG(8, 0, 8, [16, 8], 3)
+    kw = dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=[16, 8], img_channels=3)
+    p = save_snapshot(G, kw, tmp_path / "network-snapshot-000001.000.pt", "tests.test_gan_train.TinyG", 1000)
+    obj = torch.load(p, weights_only=True)
+    assert set(obj) >= {"init_kwargs", "state_dict"}
+    G2 = load_generator(p)
+    assert not G2.training
+    z = torch.randn(3, 8)
+    c = torch.zeros(3, 0)
+    assert torch.equal(G.eval()(z, c), G2(z, c))
+    assert isinstance(load_generator(tmp_path), TinyG)  # a folder → its newest snapshot
+    bad = dict(kw, img_resolution=[32, 16])
+    p2 = save_snapshot(G, bad, tmp_path / "bad.pt", "tests.test_gan_train.TinyG")
+    with pytest.raises(ValueError, match="do not fit"):
+        load_generator(p2)
+    p3 = save_snapshot(G, kw, tmp_path / "evil.pt", "os.system")
+    with pytest.raises(ValueError, match="nn.Module"):
+        load_generator(p3)
+
+
+# --- the stage -------------------------------------------------------------------------------------------
+def test_train_gan_learns_and_writes_artifacts(tmp_path):
+    from reid_gan.train_gan import train_gan
+
+    cfg = _cfg(tmp_path, ["gan.batch_size=8", "gan.kimg=1.6", "gan.tick_kimg=0.4", "gan.snap=2",
+                          "gan.G.z_dim=16", "gan.G.w_dim=16", "metrics.num_images=96",
+                          "metrics.swd.per_image=64", "metrics.swd.num_dirs=128"])
+    metrics, obj = train_gan(cfg)
+    out = Path(cfg.gan.out_dir)
+    hist = obj["history"]
+    kimgs = [h["kimg"] for h in hist]
+    assert kimgs == [0.008, 0.808, 1.6]  # tick 0 ends after one iteration; snapshot every 2nd tick of 0.4 kimg; the end
+    assert hist[-1]["metric/swd"] < 0.7 * hist[0]["metric/swd"], hist
+    assert metrics["train/kimg"] == pytest.approx(1.6)
+    assert "metric/swd" in metrics and "metric/fid" not in metrics
+    for h in hist:
+        assert (out / h["snapshot"]).exists()
+        assert (out / "grids" / f"fakes-{h['kimg']:010.3f}.png").exists()
+    assert (out / "metrics.csv").read_text().count("\n") == 4
+    assert (out / "checkpoints" / "last.ckpt").exists()
+    G = load_generator(out / "checkpoints" / "last.ckpt")
+    G2 = load_generator(out)
+    z = torch.randn(2, 16)
+    assert torch.allclose(G(z, torch.zeros(2, 0)), G2(z, torch.zeros(2, 0)))
+    csv_logs = list(Path(cfg.paths.output_dir).rglob("metrics.csv"))
+    text = "".join(p.read_text() for p in csv_logs)
+    for key in ("train/loss_G", "train/loss_D", "train/r1", "train/ada_p", "train/kimg", "metric/swd"):
+        assert key in text, key
+
+
+def test_train_gan_resume_after_kill(tmp_path):
+    from reid_gan.train_gan import train_gan
+
+    base = ["gan.batch_size=4", "gan.kimg=0.04", "gan.tick_kimg=0.008", "gan.snap=100", "gan.resume=auto",
+            "gan.G.z_dim=8", "gan.G.w_dim=8"]
+    killed = _cfg(tmp_path, [*base, "+callbacks.kill._target_=tests.test_gan_train.KillAfter",
+                             "+callbacks.kill.n=5"])
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train_gan(killed)
+    out = Path(killed.gan.out_dir)
+    meta = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["gan"]
+    # Ticks end at 4 (tick 0), 12, 20 … images; the kill came at iteration 5 (20 images) before that tick's
+    # checkpoint was written, so the last checkpoint is the one of 12 images (iteration 3).
+    assert meta["cur_nimg"] == 12 and meta["iteration"] == 3
+    cfg = compose_stage("train_gan", tmp_path, [*STANDIN, "data.name=folder", f"data.root={tmp_path / 'ds'}", *base,
+                                                "+callbacks.count._target_=tests.test_gan_train.CountBatches"])
+    BATCHES_SEEN.clear()
+    metrics, obj = train_gan(cfg)
+    m = obj["module"]
+    assert BATCHES_SEEN == list(range(4, 11))  # continued at iteration 4: 7 more iterations, not 10
+    assert m.cur_nimg == 40 and m.iteration == 10
+    assert [h["kimg"] for h in obj["history"]] == [0.004, 0.04]  # tick-0 snapshot (first run) + the final one
+    # Once done, resume=auto does nothing more.
+    metrics2, _ = train_gan(cfg)
+    assert metrics2["train/kimg"] == pytest.approx(0.04)
+
+
+def test_resume_resolution_mismatch_is_reported(tmp_path):
+    from reid_gan.train_gan import train_gan
+
+    G = TinyG(8, 0, 8, [64, 32], 3)
+    p = save_snapshot(G, dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=[64, 32], img_channels=3),
+                      tmp_path / "other.pt", "tests.test_gan_train.TinyG")
+    cfg = _cfg(tmp_path, ["gan.G.z_dim=8", "gan.G.w_dim=8", f"gan.resume={p}"])
+    with pytest.raises(ValueError, match="64x32 but gan.resolution is 32x16"):
+        train_gan(cfg)
+
+
+# --- FID / KID -------------------------------------------------------------------------------------------
+# A few entries of torch-fidelity's FeatureExtractorInceptionV3 state dict (weights-inception-2015-12-05),
+# written down from its layout, not from our module.
+_FIDELITY_SHAPES = {
+    "Conv2d_1a_3x3.conv.weight": (32, 3, 3, 3),
+    "Conv2d_4a_3x3.bn.running_var": (192,),
+    "Mixed_5b.branch_pool.conv.weight": (32, 192, 1, 1),
+    "Mixed_6a.branch3x3.conv.weight": (384, 288, 3, 3),
+    "Mixed_6e.branch7x7_2.conv.weight": (192, 192, 1, 7),
+    "Mixed_7a.branch3x3_2.conv.weight": (320, 192, 3, 3),
+    "Mixed_7b.branch3x3dbl_1.conv.weight": (448, 1280, 1, 1),
+    "Mixed_7c.branch_pool.conv.weight": (192, 2048, 1, 1),
+    "fc.weight": (1008, 2048),
+    "fc.bias": (1008,),
+}
+
+
+def test_inception_loader_on_random_state_dict(tmp_path):
+    from reid_gan.metrics.fid import InceptionFeatures, load_inception
+
+    torch.manual_seed(0)
+    own = InceptionFeatures().state_dict()
+    for k, shape in _FIDELITY_SHAPES.items():
+        assert tuple(own[k].shape) == shape, k
+    state = {k: (torch.rand_like(v) + 0.5 if "running_var" in k else torch.randn_like(v) * 0.05)
+             for k, v in own.items() if v.is_floating_point()}
+    p = tmp_path / "weights-inception-2015-12-05-6726825d.pth"
+    torch.save(state, p)
+    net = load_inception(p)
+    assert torch.equal(net.state_dict()["Mixed_7c.branch_pool.conv.weight"], state["Mixed_7c.branch_pool.conv.weight"])
+    feats = net(torch.randint(0, 256, (2, 3, 32, 16), dtype=torch.uint8))
+    assert feats.shape == (2, 2048) and torch.isfinite(feats).all()
+    del state["fc.bias"]
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="fc.bias"):
+        load_inception(tmp_path / "bad.pth")
+    with pytest.raises(FileNotFoundError, match="metrics.inception"):
+        load_inception(tmp_path / "absent.pth")
+
+
+def test_frechet_and_kid_math():
+    from reid_gan.metrics.fid import frechet_distance, kernel_inception_distance
+
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=4), rng.normal(size=4)
+    s1, s2 = np.diag(rng.uniform(0.5, 2, 4)), np.diag(rng.uniform(0.5, 2, 4))
+    expect = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * np.sqrt(s1 @ s2))
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expect, rel=1e-6)
+    assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0, abs=1e-6)
+    f = rng.normal(size=(200, 8))
+    same, _ = kernel_inception_distance(f, rng.normal(size=(200, 8)), subsets=10, subset_size=100)
+    shifted, _ = kernel_inception_distance(f, rng.normal(size=(200, 8)) + 1, subsets=10, subset_size=100)
+    assert abs(same) < 0.05 < shifted
+
+
+@pytest.mark.slow  # ~40 s: Inception-v3 at 299x299 on a CPU
+def test_train_gan_reports_fid_with_local_inception(tmp_path):
+    from reid_gan.metrics.fid import InceptionFeatures
+    from reid_gan.train_gan import train_gan
+
+    torch.manual_seed(0)
+    own = InceptionFeatures().state_dict()
+    w = tmp_path / "inception.pth"
+    torch.save({k: (torch.rand_like(v) + 0.5 if "running_var" in k else torch.randn_like(v) * 0.05)
+                for k, v in own.items() if v.is_floating_point()}, w)
+    cfg = _cfg(tmp_path, ["gan.G.z_dim=8", "gan.G.w_dim=8", f"metrics.inception={w}", "metrics.num_images=4",
+                          "metrics.num_real=4", "metrics.kid_subsets=2", "gan.kimg=0.008"])
+    metrics, obj = train_gan(cfg)
+    assert {"metric/fid", "metric/kid"} <= set(metrics) and "metric/swd" not in metrics
+    assert all(math.isfinite(h["metric/fid"]) and h["metric/fid"] >= 0 for h in obj["history"])
