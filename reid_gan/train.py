@@ -130,6 +130,13 @@ def _save_ranked(cfg: DictConfig, model: Any, dm: Any, out_dir: Path) -> Path | 
                               num_queries=n)
 
 
+def _uses_gpu(trainer_cfg: Any) -> bool:
+    import torch
+
+    acc = str(trainer_cfg.get("accelerator", "auto"))
+    return acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available())
+
+
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     import pytorch_lightning as pl
 
@@ -159,7 +166,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if ckpt_cb is not None:
         callbacks.append(ckpt_cb)
     loggers = _loggers(cfg)
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+    trainer_kw = {}
+    if cfg.trainer.get("sync_batchnorm") and not _uses_gpu(cfg.trainer):
+        log.warning("trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm): off for this CPU run")
+        trainer_kw["sync_batchnorm"] = False
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **trainer_kw,
                                       max_epochs=int(cfg.reid.max_epochs),
                                       check_val_every_n_epoch=int(cfg.reid.val_every_n_epochs),
                                       enable_checkpointing=ckpt_cb is not None)

@@ -76,8 +76,9 @@ class ReIDModule(pl.LightningModule):
         with torch.no_grad():
             real = labels < self.lsro_from if self.lsro_from is not None else torch.ones_like(labels, dtype=torch.bool)
             acc = (logits.argmax(1)[real] == labels[real]).float().mean() if real.any() else torch.tensor(0.0)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=labels.shape[0])
-        self.log("train/acc", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=labels.shape[0])
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=labels.shape[0], sync_dist=True)
+        self.log("train/acc", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=labels.shape[0],
+                 sync_dist=True)
         return loss
 
     # ---------------------------------------------------------------------------------- evaluation

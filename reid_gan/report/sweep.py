@@ -92,7 +92,7 @@ def markdown_table(summary: pd.DataFrame) -> str:
     cols = ["Setting", "Persons", "Images", "Seeds", "Rank@1", "Rank@5", "Rank@10", "mAP"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
     for _, r in summary.iterrows():
-        setting = "baseline" if r["aug"] == "none" else f"{r['aug']} N={r['N']}" + (
+        setting = "baseline" if r["aug"] == "none" or r["images"] == 0 else f"{r['aug']} N={r['N']}" + (
             " (LSRO)" if r["label"] == "lsro" else "")
         n = int(r["seeds"])
         cells = [setting, str(r["persons"]), str(r["images"]), str(n)] + [
