@@ -244,6 +244,13 @@ def test_stage_writes_kept_set_report_and_reuses_cache(tmp_path, yolo_weights, m
     assert (per["discarded_detector"] + per["discarded_ssim"] + per["kept"] == per["images"]).all()
     assert len(list((kept / "bounding_box_train").iterdir())) == m2["filter/kept"]  # stale links removed
     assert Path(o2["report_md"]).is_file() and Path(o2["grid_ssim"]).is_file()
+    # a folder the stage did not write is never used as the output (its files could be deleted)
+    other = tmp_path / "someone_elses"
+    (other / "bounding_box_train").mkdir(parents=True)
+    (other / "bounding_box_train" / "0001_c1s1_000001_00.jpg").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"filter\.out=.*not written by the filter stage"):
+        run_filter(_stage_cfg(tmp_path, yolo_weights, [f"filter.out={other}"]))
+    assert (other / "bounding_box_train" / "0001_c1s1_000001_00.jpg").is_file()
 
 
 def test_stage_calibrate_on_a_real_layout_set(tmp_path, yolo_weights):
