@@ -80,6 +80,17 @@ def resolve_ckpt_path(ckpt_path: Any, cfg: DictConfig, stage: str = "train") -> 
     return str(p)
 
 
+def plain_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config without the ``hydra`` node (for metrics.json)."""
+    out: dict[str, Any] = {}
+    for k in cfg:
+        if k == "hydra":
+            continue
+        v = cfg[k]
+        out[str(k)] = OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+    return out
+
+
 def _sweep_group(cfg: DictConfig) -> str | None:
     """A W&B group for the jobs of one multirun: the sweep folder's name."""
     try:
@@ -154,7 +165,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                                       enable_checkpointing=ckpt_cb is not None)
     extra = {"model/params": sum(p.numel() for p in net.parameters()), "train/num_classes": num_classes,
              "train/num_images": len(dm.train_items), **aug.as_dict()}
-    log_hyperparameters(loggers, cfg, extra)
+    log_hyperparameters(loggers, OmegaConf.create(plain_config(cfg)), extra)
 
     val_loader = eval_loader(dm)
     trainer.fit(model, train_dataloaders=dm.train_dataloader(), val_dataloaders=val_loader,
@@ -177,9 +188,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             overrides = list(HydraConfig.get().overrides.task)
         except Exception:  # noqa: BLE001
             pass
-        record = {"metrics": metrics, "overrides": overrides,
-                  "config": OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)}
-        record["config"].pop("hydra", None)
+        record = {"metrics": metrics, "overrides": overrides, "config": plain_config(cfg)}
         atomic_write_json(out_dir / "metrics.json", record)
         fig = _save_ranked(cfg, model, dm, out_dir)
         if fig is not None:

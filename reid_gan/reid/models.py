@@ -90,10 +90,11 @@ class ReIDNet(nn.Module):
             for ranking are taken after it. Default off: the thesis's plain model.
         dropout: dropout before the classifier (training only).
         last_stride: stride of the last ResNet stage (2: torchvision; 1: the re-ID tweak).
+        log_init: log that the backbone starts from random weights (off when a checkpoint follows).
     """
 
     def __init__(self, arch: str = "resnet50", num_classes: int = 751, pretrained: str | None = None,
-                 bnneck: bool = False, dropout: float = 0.0, last_stride: int = 2) -> None:
+                 bnneck: bool = False, dropout: float = 0.0, last_stride: int = 2, log_init: bool = True) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
@@ -103,7 +104,7 @@ class ReIDNet(nn.Module):
         self.weights_report: dict[str, list[str]] | None = None
         if pretrained not in (None, "", "null"):
             self.weights_report = load_imagenet_weights(self.backbone, pretrained)
-        else:
+        elif log_init:
             log.info("reid.pretrained not given: the %s backbone starts from random weights (training from "
                      "scratch, no ImageNet initialisation)", arch)
         self.bnneck = nn.BatchNorm1d(self.feature_dim) if bnneck else None
