@@ -39,6 +39,7 @@ from reid_gan.utils.task import run_stage
 log = get_logger(__name__)
 
 HOG_TARGET = "reid_gan.filters.hog.HOGDetector"
+KEPT_MARKER = "kept_set.json"  # written into filter.out: only such a folder is ever updated in place
 
 
 def _instantiate(node: Any, key: str) -> Any:
@@ -96,6 +97,12 @@ def write_kept_set(result: ChainResult, out: str | os.PathLike, link: str = "har
     src = result.image_set.root.resolve()
     if out.resolve() == src or src in out.resolve().parents:
         raise ValueError(f"filter.out={out}: must not be the source set {src} or inside it")
+    marker = out / KEPT_MARKER
+    if out.is_dir() and any(out.iterdir()) and not marker.is_file():
+        raise ValueError(f"filter.out={out}: folder exists and was not written by the filter stage "
+                         f"(no {KEPT_MARKER}); refusing to replace files in it")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(marker, {"source": str(src), "filters": [f.describe() for f in result.filters]})
     records = [r for r in result.records() if r["kept"]]
     wanted = {r["file"] for r in records}
     # our own previous output (e.g. another threshold): remove what is no longer kept

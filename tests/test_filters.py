@@ -244,6 +244,13 @@ def test_stage_writes_kept_set_report_and_reuses_cache(tmp_path, yolo_weights, m
     assert (per["discarded_detector"] + per["discarded_ssim"] + per["kept"] == per["images"]).all()
     assert len(list((kept / "bounding_box_train").iterdir())) == m2["filter/kept"]  # stale links removed
     assert Path(o2["report_md"]).is_file() and Path(o2["grid_ssim"]).is_file()
+    # a folder the stage did not write is never used as the output (its files could be deleted)
+    other = tmp_path / "someone_elses"
+    (other / "bounding_box_train").mkdir(parents=True)
+    (other / "bounding_box_train" / "0001_c1s1_000001_00.jpg").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"filter\.out=.*not written by the filter stage"):
+        run_filter(_stage_cfg(tmp_path, yolo_weights, [f"filter.out={other}"]))
+    assert (other / "bounding_box_train" / "0001_c1s1_000001_00.jpg").is_file()
 
 
 def test_stage_calibrate_on_a_real_layout_set(tmp_path, yolo_weights):
@@ -399,3 +406,26 @@ def test_identity_extractor_rebuilds_the_reid_stage_network_from_its_checkpoint(
     torch.save(net.state_dict(), bare)
     with pytest.raises(WeightsError, match="reid_net"):
         ReIDFeatureExtractor(str(bare))
+
+
+@pytest.mark.slow
+def test_threshold_sweep_as_subprocess_shares_the_cache(tmp_path, yolo_weights):
+    """`python -m reid_gan.filter -m filter.chain.ssim.threshold=0.5,0.9`: the second job scores nothing."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    make_generated_set(tmp_path / "gen", persons=2, per_person=3)
+    cmd = [sys.executable, "-m", "reid_gan.filter", "-m", "experiment=smoke", f"paths.root_dir={tmp_path}",
+           "detector=yolov4_tiny", f"filter.detector.cfg={YOLO_CFG}", f"filter.detector.weights={yolo_weights}",
+           "filter.detector.input_size=64", f"filter.source={tmp_path / 'gen'}", "filter.progress=false",
+           "print_config=false", "filter.chain.ssim.threshold=0.5,0.9"]
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = sorted((tmp_path / "logs" / "filter" / "multiruns").glob("*/*/report/metrics.json"))
+    assert len(metrics) == 2
+    m0, m1 = (json.loads(p.read_text()) for p in metrics)
+    assert m0["filter/computed_detector"] == 6 and m0["filter/computed_ssim"] == 6
+    assert m1["filter/computed_detector"] == 0 and m1["filter/computed_ssim"] == 0
+    assert m1["filter/discarded_ssim"] >= m0["filter/discarded_ssim"]

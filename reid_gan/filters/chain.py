@@ -126,8 +126,16 @@ class ScoreCache:
         self.data: dict[str, float] = {}
         self.pending: list[dict[str, Any]] = []
         if self.path is not None and self.path.is_file():
-            for rec in read_jsonl(self.path):
-                self.data[rec["k"]] = float(rec["s"])
+            with self._lock():
+                for rec in read_jsonl(self.path):
+                    self.data[rec["k"]] = float(rec["s"])
+
+    def _lock(self):
+        """Parallel jobs (a -m sweep) share the cache file: one writer/reader at a time."""
+        from filelock import FileLock
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.path) + ".lock")
 
     def get(self, key: str) -> float | None:
         return self.data.get(key)
@@ -138,8 +146,8 @@ class ScoreCache:
 
     def flush(self) -> None:
         if self.path is not None and self.pending:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            append_jsonl(self.path, self.pending)
+            with self._lock():
+                append_jsonl(self.path, self.pending)
         self.pending = []
 
 
