@@ -53,9 +53,9 @@ def _hashes(root: Path) -> dict[str, str]:
 
 
 def _make_G(cfg):
-    import hydra
+    from reid_gan.generate import random_generator
 
-    return hydra.utils.instantiate(cfg.generate.random_init, _convert_="all").eval()
+    return random_generator(cfg.generate.random_init, cfg.seed)
 
 
 @pytest.fixture(scope="module")
