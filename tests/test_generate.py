@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -216,7 +217,7 @@ def test_resume_repairs_damage_and_equals_reference(reference, tmp_path):
     cfg_ref, ref_out, _, _ = reference
     cfg = _cfg(tmp_path)
     out = Path(cfg.generate.out)
-    generate(cfg)
+    shutil.copytree(ref_out, out)  # a finished set (the settings do not include the folder's path)
     # damage as a kill could leave it: an image with no manifest line, a temp file, a half-written
     # last manifest line, a line whose image is gone
     lines = (out / "manifest.jsonl").read_text().splitlines(keepends=True)
@@ -234,8 +235,8 @@ def test_resume_repairs_damage_and_equals_reference(reference, tmp_path):
 
 
 def test_refuses_other_settings_and_foreign_folder(reference, tmp_path):
-    cfg = _cfg(tmp_path)
-    generate(cfg)
+    _, ref_out, _, _ = reference
+    shutil.copytree(ref_out, tmp_path / "artifacts" / "generated")
     other = _cfg(tmp_path, ["generate.psi=0.5"])
     with pytest.raises(ConfigError, match=r"psi: 0\.7 in the folder, 0\.5 now"):
         generate(other)
@@ -325,9 +326,8 @@ def test_kill_mid_run_then_resume(reference, tmp_path):
     n_before = len(read_jsonl(out / "manifest.jsonl"))
     assert 7 <= n_before < 21
     assert not (out / "summary.json").exists()
-    proc = _run_cli(tmp_path, [])
-    stdout, _ = proc.communicate(timeout=180)
-    assert proc.returncode == 0, stdout.decode()[-3000:]
+    metrics, _ = generate(_cfg(tmp_path))  # the same settings as the killed command, run in-process
+    assert metrics["generate/written"] == 21 - n_before
     recs = read_jsonl(out / "manifest.jsonl")
     assert len(recs) == 21 and len({r["file"] for r in recs}) == 21
     assert _hashes(out) == _hashes(ref_out)
