@@ -124,6 +124,20 @@ def write_kept_set(result: ChainResult, out: str | os.PathLike, link: str = "har
                 pass
         shutil.copy2(item.path, dst)
         n_copies += 1
+    # files the kept records point to besides the image (e.g. a generated person's `latent`), same paths
+    extra = sorted({v for r in records for k, v in r.items() if k != "file" and isinstance(v, str)
+                    and v and not os.path.isabs(v) and ".." not in Path(v).parts and (src / v).is_file()})
+    for rel in extra:
+        dst = out / rel
+        if dst.exists():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if link != "hardlink":
+                raise OSError
+            os.link(src / rel, dst)
+        except OSError:
+            shutil.copy2(src / rel, dst)
     payload = "".join(_json_line(r) for r in records)
     atomic_write_text(out / "manifest.jsonl", payload)
     log.info("kept set: %d images in %s (%d new links, %d copies)", len(records), out, n_links, n_copies)
@@ -173,7 +187,7 @@ def save_grid_png(path: Path, images: list[np.ndarray], captions: list[str], nro
     except ImportError:
         save_grid = None
     if save_grid is not None:
-        return save_grid(path, images, nrow=nrow, captions=captions, scale=2 if images[0].shape[0] <= 128 else 1)
+        return save_grid(path, images, nrow=nrow, captions=captions, scale=2 if images[0].shape[0] <= 64 else 1)
     import cv2
 
     h, w = images[0].shape[:2]

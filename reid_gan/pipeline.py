@@ -50,6 +50,8 @@ class StageRun:
     upstream: list[str] = field(default_factory=list)   # keys of the artifacts it reads
     # extra overrides (wiring, sweep point); "{out}" stands for this stage's artifact folder
     overrides: list[str] = field(default_factory=list)
+    # the upstream artifact folders it reads: if one was rebuilt since, this stage is redone too
+    inputs: list[Path] = field(default_factory=list)
 
 
 def user_overrides(cfg: DictConfig) -> list[str]:
@@ -82,7 +84,14 @@ def compose_for(stage: str, overrides: list[str]) -> DictConfig:
         return compose(config_name=stage, overrides=overrides)
 
 
+# stages whose task function does not live at reid_gan.<stage>.<stage>
+TASKS = {"report": "reid_gan.report.stage:report"}
+
+
 def stage_function(stage: str) -> Callable[[DictConfig], Any]:
+    if stage in TASKS:
+        module_name, _, attr = TASKS[stage].partition(":")
+        return getattr(importlib.import_module(module_name), attr)
     module = importlib.import_module(f"reid_gan.{stage}")
     fn = getattr(module, stage, None) or getattr(module, "run", None)
     if fn is None:
@@ -113,8 +122,12 @@ class Pipeline:
         key = config_key(probe, sr.fields, sr.upstream)
         out = self.folder(sr.name, key)
         overrides = [o.replace("{out}", str(out)) for o in overrides]
+        stamps = [read_complete(f).get("stamp") for f in sr.inputs]
         with artifact_lock(out):
-            if is_complete(out) and sr.stage not in self.force and sr.name not in self.force:
+            stale = is_complete(out) and read_complete(out).get("input_stamps") != stamps
+            if stale:
+                log.info("[pipeline] %-22s an input was rebuilt since %s was made: redoing it", sr.name, out)
+            if is_complete(out) and not stale and sr.stage not in self.force and sr.name not in self.force:
                 info = read_complete(out)
                 log.info("[pipeline] %-22s skipped: artifact %s is complete", sr.name, out)
                 self.index.append({"stage": sr.name, "key": key, "dir": str(out), "skipped": True,
@@ -129,6 +142,7 @@ class Pipeline:
             seconds = time.perf_counter() - t0
             info = {
                 "stage": sr.stage, "name": sr.name, "key": key, "upstream": sr.upstream,
+                "inputs": [str(f) for f in sr.inputs], "input_stamps": stamps,
                 "overrides": overrides, "seconds": round(seconds, 2),
                 "metrics": _plain_metrics(metrics),
                 "outputs": {k: str(v) for k, v in (objects or {}).items() if isinstance(v, (str, Path))},
@@ -154,17 +168,38 @@ def _plain_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:
 # The study
 
 
-def _data_wiring(p: Pipeline, cfg: DictConfig) -> tuple[str, list[str]]:
+def _data_wiring(p: Pipeline, cfg: DictConfig) -> tuple[str, list[str], list[Path]]:
     """make_dataset (synthetic only) → (data key, overrides that point later stages at the data)."""
     if cfg.data.name == "synthetic":
         key, out, _ = p.run(StageRun("make_dataset", "make_dataset", ["data.name", "data.render"],
                                      overrides=["data.root={out}"]))
-        return key, [f"data.root={out}"]
+        return key, [f"data.root={out}"], [out]
     # A real dataset is read in place: its identity is its name and resolved folder.
     root = Path(str(cfg.data.root)).expanduser().resolve()
     key = config_key(OmegaConf.create({"name": str(cfg.data.name), "where": str(root)}), ["name", "where"])
     log.info("[pipeline] %-22s skipped: data=%s is read from %s", "make_dataset", cfg.data.name, root)
-    return key, [f"data.root={root}"]
+    return key, [f"data.root={root}"], []
+
+
+def _report(p: Pipeline, cfg: DictConfig, index: dict[str, Any]) -> Path:
+    """The study report as an artifact of its own: keyed by every artifact it reads, so a re-run with
+    nothing changed reuses it. Returns the report's Markdown file."""
+    from reid_gan.report.study import build_study_report, log_to_wandb
+
+    stamps = [s["key"] for s in index["stages"]]
+    key = config_key(OmegaConf.create({"k": stamps}), ["k"])
+    out = p.folder("report", key)
+    with artifact_lock(out):
+        if is_complete(out) and "report" not in p.force:
+            log.info("[pipeline] %-22s skipped: artifact %s is complete", "report", out)
+            return out / "report" / "report.md"
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "study.json", index)
+        res = build_study_report(out)
+        log_to_wandb(cfg, res)
+        mark_complete(out, {"stage": "report", "key": key, "report": str(res["report_md"])})
+    log.info("[pipeline] report: %s", res["report_md"])
+    return Path(res["report_md"])
 
 
 TRAIN_FIELDS = ["reid", "aug", "data", "seed", "trainer.max_epochs", "trainer.max_steps",
@@ -177,26 +212,28 @@ def pipeline(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     stages = list(cfg.pipeline.stages)
     t0 = time.perf_counter()
 
-    data_key, data_ovr = _data_wiring(p, cfg)
+    data_key, data_ovr, data_in = _data_wiring(p, cfg)
     sweep = cfg.pipeline.sweep
     needs_generated = any(int(n) > 0 for n in sweep.persons)
     kept_dir = gen_dir = gan_dir = None
     upstream_aug: list[str] = []
+    aug_in: list[Path] = []
     if needs_generated and "train_gan" in stages:
         gan_key, gan_dir, _ = p.run(StageRun("train_gan", "train_gan", ["gan", "metrics", "seed"], [data_key],
-                                             overrides=[*data_ovr, "gan.out_dir={out}"]))
+                                             overrides=[*data_ovr, "gan.out_dir={out}"], inputs=data_in))
         gen_key, gen_art, _ = p.run(StageRun("generate", "generate", ["generate"], [gan_key],
                                              overrides=[*data_ovr, f"generate.ckpt={gan_dir}",
-                                                        "generate.out={out}/set"]))
+                                                        "generate.out={out}/set"], inputs=[gan_dir]))
         gen_dir = gen_art / "set"
         if "filter" in stages:
             flt_key, flt_art, _ = p.run(StageRun("filter", "filter", ["filter", "detector"], [gen_key],
                                                  overrides=[*data_ovr, f"filter.source={gen_dir}",
                                                             "filter.out={out}/kept",
-                                                            "filter.report_dir={out}/report"]))
-            kept_dir, upstream_aug = flt_art / "kept", [flt_key]
+                                                            "filter.report_dir={out}/report"],
+                                                 inputs=[gen_art]))
+            kept_dir, upstream_aug, aug_in = flt_art / "kept", [flt_key], [flt_art]
         else:
-            kept_dir, upstream_aug = gen_dir, [gen_key]
+            kept_dir, upstream_aug, aug_in = gen_dir, [gen_key], [gen_art]
 
     runs: list[dict[str, Any]] = []
     if "train" in stages:
@@ -207,12 +244,14 @@ def pipeline(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                        ["aug=persons", f"aug.persons={n}", f"aug.source={kept_dir}"])
                 key, out, info = p.run(StageRun(
                     "train", f"train", TRAIN_FIELDS, [data_key, *(upstream_aug if n else [])],
-                    overrides=[*data_ovr, *aug, f"seed={seed}"]))
+                    overrides=[*data_ovr, *aug, f"seed={seed}"], inputs=[*data_in, *(aug_in if n else [])]))
                 runs.append({"persons": n, "seed": seed, "dir": str(out), **info.get("metrics", {})})
 
     index = {"stages": p.index, "runs": runs, "data": data_ovr, "generated": str(gen_dir) if gen_dir else None,
              "kept": str(kept_dir) if kept_dir else None, "gan": str(gan_dir) if gan_dir else None,
              "seconds": round(time.perf_counter() - t0, 2)}
+    if "report" in stages:
+        index["report"] = str(_report(p, cfg, index))
     study = Path(cfg.paths.output_dir)
     atomic_write_json(study / "study.json", index)
     metrics = {f"persons_{r['persons']}/seed_{r['seed']}/{k}": v for r in runs for k, v in r.items()

@@ -204,7 +204,9 @@ class GANTickCallback:
 def _build_metric(cfg: DictConfig, reals_uint8: torch.Tensor):
     m = cfg.metrics
     n_real = reals_uint8.shape[0] if m.num_real is None else min(int(m.num_real), reals_uint8.shape[0])
-    reals = reals_uint8[:n_real]
+    # A fixed random subset (files are sorted by identity: the first n would cover only a few people).
+    pick = torch.randperm(reals_uint8.shape[0], generator=torch.Generator().manual_seed(int(m.seed)))[:n_real]
+    reals = reals_uint8[pick.sort().values]
     if m.inception:
         from reid_gan.metrics.fid import FIDKIDMetric
 
@@ -314,7 +316,9 @@ def train_gan(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     trainer = hydra.utils.instantiate(cfg.trainer, max_epochs=-1, max_steps=-1, enable_checkpointing=False,
                                       logger=loggers or False, callbacks=callbacks, _convert_="all")
     t0 = time.time()
-    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    # weights_only: a checkpoint is read as tensors and plain values only, never unpickled code.
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt_path) if ckpt_path else None,
+                weights_only=True)
     seconds = time.time() - t0
 
     hist = read_jsonl(out_dir / "metrics.jsonl")

@@ -149,6 +149,31 @@ def test_ssim_filter_base_and_medoid_reference(tmp_path):
                    for v in refs.values())
 
 
+def test_medoid_is_the_image_with_the_highest_mean_ssim(tmp_path):
+    from skimage.metrics import structural_similarity
+
+    gen = make_generated_set(tmp_path / "gen", persons=1, per_person=5, noise_images=2)
+    image_set = load_image_set(gen)
+    f = SSIMFilter(threshold=0.5, reference="medoid")
+    f.identity = "m"
+    r = FilterChain([f], tmp_path / "c.jsonl", progress=False).run(load_image_set(gen))
+    imgs = [cv2.imread(str(it.path))[:, :, ::-1] for it in image_set.items]
+    sim = np.array([[structural_similarity(a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                           use_sample_covariance=False, data_range=255) for b in imgs] for a in imgs])
+    want = image_set.items[int(np.argmax(sim.mean(axis=1)))].file
+    assert f.reference_files(r.image_set)[10000] == want
+    j = [it.file for it in image_set.items].index(want)
+    np.testing.assert_allclose(r.scores["ssim"], sim[:, j], atol=1e-4)
+    # the medoid choice itself is cached: a second run computes no SSIM at all
+    f2 = SSIMFilter(threshold=0.9, reference="medoid")
+    f2.identity = "m"
+    calls = {"n": 0}
+    orig = f2._pairs
+    f2._pairs = lambda *a, **k: (calls.__setitem__("n", calls["n"] + 1), orig(*a, **k))[1]
+    r2 = FilterChain([f2], tmp_path / "c.jsonl", progress=False).run(load_image_set(gen))
+    assert calls["n"] == 0 and f2.reference_files(r2.image_set)[10000] == want
+
+
 def test_identity_filter_with_tiny_extractor(tmp_path):
     gen = make_generated_set(tmp_path / "gen", persons=2, per_person=5, noise_images=1)
     f = IdentityFilter(ColourLayoutExtractor(bands=6), threshold=0.5, batch_size=3)
@@ -247,8 +272,9 @@ def test_schema_rejects_bad_thresholds(tmp_path):
 
     for bad, key in (("filter.chain.detector.threshold=1.2", "filter.chain.detector.threshold"),
                      ("filter.chain.ssim.reference=mean", "filter.chain.ssim.reference"),
-                     ("filter.order=[detector,nope]", "filter.order")):
-        cfg = compose_stage("filter", tmp_path, [bad])
+                     ("filter.order=[detector,nope]", "filter.order"),
+                     ("detector=yolov4_tiny filter.detector.input_size=100", "filter.detector.input_size")):
+        cfg = compose_stage("filter", tmp_path, bad.split())
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             validate_config(cfg)
 
@@ -326,3 +352,50 @@ def test_default_hog_chain_separates_dataset_persons_from_noise_and_background(t
     assert len(persons) >= 40 and person_kept >= 0.9, person_kept
     assert other_kept <= 0.05, other_kept
     assert m["filter/discarded_ssim"] == 0  # each image is its own reference (SSIM 1)
+
+
+def test_stage_reads_what_the_generate_stage_writes(tmp_path):
+    """generate (smoke, stand-in generator) → filter (smoke defaults: HOG + SSIM), through the configs."""
+    from reid_gan.filter import filter as run_filter
+    from reid_gan.generate import generate
+
+    gcfg = compose_stage("generate", tmp_path, [
+        f"generate.out={tmp_path / 'set'}", "generate.random_init._target_=tests.standin_generator.StandinGenerator"])
+    generate(gcfg)
+    cfg = compose_stage("filter", tmp_path, [f"generate.out={tmp_path / 'set'}", "filter.progress=false",
+                                             "filter.chain.detector.threshold=0.0"])
+    assert cfg.filter.source == str(tmp_path / "set")  # the default source is the generate stage's output
+    m, o = run_filter(cfg)
+    src = [json.loads(x) for x in (tmp_path / "set" / "manifest.jsonl").read_text().splitlines()]
+    assert m["filter/images"] == len(src) == 18
+    kept = [json.loads(x) for x in (Path(o["kept_dir"]) / "manifest.jsonl").read_text().splitlines()]
+    assert len(kept) == m["filter/kept"] >= 3  # at least every base image (SSIM 1 to itself)
+    for r in kept:  # the records keep the generator's fields, and their latents come along
+        assert {"seed", "method", "psi", "generator_sha256", "scores"} <= set(r)
+        if r.get("latent"):
+            assert (Path(o["kept_dir"]) / r["latent"]).is_file()
+
+
+def test_identity_extractor_rebuilds_the_reid_stage_network_from_its_checkpoint(tmp_path):
+    """A re-ID stage checkpoint (Lightning: ``net.``-prefixed state dict + ``reid_net`` settings) loads
+    with no model node. Runs once the re-ID model (reid_gan.reid.models) is on the branch."""
+    import torch
+
+    models = pytest.importorskip("reid_gan.reid.models")
+    from reid_gan.filters.identity import ReIDFeatureExtractor
+
+    torch.manual_seed(0)
+    net = models.ReIDNet(arch="resnet18", num_classes=5).eval()
+    ckpt = tmp_path / "reid.ckpt"
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+                "reid_net": dict(net.config), "epoch": 1}, ckpt)
+    ext = ReIDFeatureExtractor(str(ckpt))
+    x = torch.rand(2, 3, 128, 64)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(ext(x), net((x - mean) / std))
+    bare = tmp_path / "bare.pt"
+    torch.save(net.state_dict(), bare)
+    with pytest.raises(WeightsError, match="reid_net"):
+        ReIDFeatureExtractor(str(bare))

@@ -24,6 +24,7 @@ SCHEMA_MODULES = [
     "reid_gan.config.gan",
     "reid_gan.config.generate",
     "reid_gan.config.pipeline",
+    "reid_gan.config.reid",
 ]
 
 _registered = False

@@ -57,6 +57,11 @@ class FilterSchema:
             if name == "ssim" or "SSIMFilter" in str(node.get("_target_")):
                 ref = node.get("reference", "base")
                 check(ref in ("base", "medoid"), f"chain.{name}.reference", "must be base or medoid", ref)
+        det = self.detector if isinstance(self.detector, dict) else {}
+        if "YOLOv4Tiny" in str(det.get("_target_", "")):
+            size = det.get("input_size", 416)
+            check(isinstance(size, int) and size > 0 and size % 32 == 0, "detector.input_size",
+                  "must be a positive multiple of 32", size)
         check(self.calibrate_target is None or 0.0 <= self.calibrate_target <= 1.0, "calibrate_target",
               "must be a fraction in [0, 1]", self.calibrate_target)
         check(self.calibrate_max_images is None or self.calibrate_max_images > 0, "calibrate_max_images",

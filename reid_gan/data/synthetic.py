@@ -11,7 +11,7 @@ Reference for the layout: Zheng et al., "Scalable Person Re-identification: A Be
     <root>/sample_grid.png       rows: identities, columns: their images across cameras
 
 File names follow Market-1501: ``PPPP_cCsS_FFFFFF_NN.jpg`` — person id (4 digits; ``-1`` for junk),
-camera ``C`` (1-based, 1..6), sequence ``S``, frame ``FFFFFF``, box index ``NN``. Images are 128×64
+camera ``C`` (1-based, 1..``num_cameras``, default 6), sequence ``S``, frame ``FFFFFF``, box index ``NN``. Images are 128×64
 (H×W) JPEGs.
 
 What is rendered (numpy + OpenCV drawing, at 2× resolution then area-downsampled):
@@ -27,6 +27,12 @@ What is rendered (numpy + OpenCV drawing, at 2× resolution then area-downsample
 * **per image** (one RNG per file, seeded by the dataset seed and the file name, so every image is
   reproducible on its own): facing (front/back/left/right, biased by the camera), walking phase, scale
   and position jitter, the scene's offset, partial occlusion, blur, noise, JPEG quality.
+
+Persons are framed like detector boxes (about 3/4 of the crop height, feet at 7/8, as in the INRIA
+windows OpenCV's HOG detector was trained on), and — as Market-1501's boxes came from a pedestrian
+detector (DPM) — a person image keeps the first of up to ``detector_tries`` nuisance draws on which
+OpenCV's HOG people detector fires (:func:`render_image`). Distractors are badly aligned boxes (shifted,
+too large, too small) of people who appear in no split; junk images are background or body fragments.
 
 Same parameters → byte-identical files (OpenCV's JPEG encoder with fixed parameters, no optimisation,
 no progressive mode). :func:`ensure_rendered` renders a missing dataset, resumes a partial one (each image
@@ -48,7 +54,7 @@ import math
 import shutil
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 

@@ -30,21 +30,23 @@ class ReIDFeatureExtractor:
 
     Args:
         checkpoint: local ``.pt``/``.pth``/Lightning ``.ckpt`` with the model's state dict (required).
-        model: the network: an ``nn.Module`` or a ``_target_`` node/dict that builds it.
+        model: the network: an ``nn.Module`` or a ``_target_`` node/dict that builds it. ``None``: the
+            re-ID stage's own checkpoint, which records its network's settings under ``reid_net``, is
+            rebuilt as :class:`reid_gan.reid.models.ReIDNet` (eval mode returns its ranking features).
         strip_prefixes: key prefixes removed from the checkpoint's state dict (Lightning modules store
             the injected network under an attribute name).
         key: config key prefix used in error messages.
     """
 
     def __init__(self, checkpoint: str | None = None, model: Any = None,
-                 strip_prefixes: tuple[str, ...] = ("model.", "net.", "backbone."),
+                 strip_prefixes: tuple[str, ...] = ("net.", "model.", "backbone."),
                  key: str = "filter.chain.identity.extractor"):
         path = resolve_weights_path(checkpoint, f"{key}.checkpoint")
         if path is None:
             raise WeightsError(f"{key}.checkpoint: not set; the identity filter needs a re-ID checkpoint "
                                f"(or disable it: filter.chain.identity.enabled=false)")
         if model is None:
-            raise WeightsError(f"{key}.model: not set; give the re-ID network as a _target_ node")
+            model = self._model_from_checkpoint(path, key)
         if not isinstance(model, torch.nn.Module):
             import hydra
 
@@ -64,6 +66,27 @@ class ReIDFeatureExtractor:
         self.path = path
         self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+    @staticmethod
+    def _model_from_checkpoint(path: Any, key: str) -> torch.nn.Module:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - re-raised with the file's name
+            raise WeightsError(f"{key}.checkpoint={path}: cannot be read as a weights-only torch file ({e})") from e
+        net_cfg = obj.get("reid_net") if isinstance(obj, dict) else None
+        if not isinstance(net_cfg, dict):
+            raise WeightsError(f"{key}.model: not set, and {path} does not record its network (no 'reid_net' "
+                               f"entry, as the re-ID stage's checkpoints have); give the network as a _target_ node")
+        try:
+            from reid_gan.reid.models import ReIDNet
+        except ImportError as e:
+            raise WeightsError(f"{key}.checkpoint={path}: needs reid_gan.reid.models.ReIDNet ({e})") from e
+        import inspect
+
+        kwargs = {**net_cfg, "pretrained": None}
+        if "log_init" in inspect.signature(ReIDNet).parameters:
+            kwargs["log_init"] = False  # the weights come from the checkpoint right after
+        return ReIDNet(**kwargs)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

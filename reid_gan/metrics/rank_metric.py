@@ -46,6 +46,7 @@ class RankMetrics(Metric):
         self.distance = distance
         self.ranks = tuple(int(r) for r in ranks)
         self.max_rank = max(int(max_rank), max(self.ranks))
+        self.last_eval: dict[str, Any] | None = None
         for name in ("features", "pids", "camids", "is_query", "index"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
@@ -102,6 +103,8 @@ class RankMetrics(Metric):
         dist = compute_distance_matrix(feats[is_query], feats[~is_query], self.distance)
         res = evaluate_rank(dist, pids[is_query], pids[~is_query], camids[is_query], camids[~is_query],
                             max_rank=self.max_rank)
+        # kept for figures (ranked lists): distances in dataset order when indices were given
+        self.last_eval = {"dist": dist.detach().cpu(), "AP": res["AP"]}
         cmc = res["cmc"]
         out = {f"rank{k}": torch.tensor(float(cmc[min(k, len(cmc)) - 1]), dtype=torch.float64) for k in self.ranks}
         out["mAP"] = torch.tensor(res["mAP"], dtype=torch.float64)

@@ -11,8 +11,8 @@ scikit-image does — and then over channels. So, for uint8 HWC arrays ``a``, ``
         use_sample_covariance=False, data_range=255)             # to ~1e-6 (tests check 1e-4)
 
 How it is fast on a CPU: inside the valid region a separable Gaussian filter is two matrix products,
-``G_h @ X @ G_w^T`` with banded matrices ``G_h`` [(H-10) × H] and ``G_w`` [(W-10) × W]. The five maps
-(x, y, x², y², xy) of every channel and every pair go through the two products at once. The vertical
+``G_h @ X @ G_w^T`` with banded matrices ``G_h`` [(H-10) × H] and ``G_w`` [(W-10) × W]. The four maps
+(x, y, x² + y², xy) of every channel and every pair go through the two products at once. The vertical
 product is done block-wise (overlapping row windows of ``block + 10`` rows, a strided view, no copy)
 so it multiplies by a small Toeplitz block instead of the whole mostly-zero band matrix.
 Accuracy in float32: each image channel is centred on its mean first (variances and covariances do
@@ -109,23 +109,23 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 255.0, *, sigma: 
     # centre each image channel (SSIM's variances/covariances are shift invariant; means added back)
     cx = x.mean(dim=(2, 3), keepdim=True)
     cy = y.mean(dim=(2, 3), keepdim=True)
-    maps = torch.empty(n, 5, c, h, w, dtype=dtype)
+    # SSIM needs only σx² + σy² (never each alone) and σxy: four maps, x, y, x² + y², xy
+    maps = torch.empty(n, 4, c, h, w, dtype=dtype)
     xc = torch.sub(x, cx, out=maps[:, 0])
     yc = torch.sub(y, cy, out=maps[:, 1])
-    torch.mul(xc, xc, out=maps[:, 2])
-    torch.mul(yc, yc, out=maps[:, 3])
-    torch.mul(xc, yc, out=maps[:, 4])
-    filt = _filter_rows(maps.view(n * 5 * c, h, w), sigma, truncate, block)   # [B, H', W]
+    torch.mul(xc, xc, out=maps[:, 2]).addcmul_(yc, yc)
+    torch.mul(xc, yc, out=maps[:, 3])
+    filt = _filter_rows(maps.view(n * 4 * c, h, w), sigma, truncate, block)   # [B, H', W]
     filt = torch.matmul(filt, _band(w, sigma, truncate, dtype).T)              # [B, H', W']
-    filt = filt.view(n, 5, c, h - win + 1, w - win + 1)
-    ux, uy, uxx, uyy, uxy = filt.unbind(1)
-    vx = torch.addcmul(uxx, ux, ux, value=-1)     # σx² = E[x²] − E[x]²  (centred data)
-    vy = torch.addcmul(uyy, uy, uy, value=-1)
+    filt = filt.view(n, 4, c, h - win + 1, w - win + 1)
+    ux, uy, uss, uxy = filt.unbind(1)
+    # σx² + σy² = E[x² + y²] − E[x]² − E[y]²,  σxy = E[xy] − E[x]E[y]  (on the centred data)
+    vsum = torch.addcmul(uss, ux, ux, value=-1).addcmul_(uy, uy, value=-1)
     vxy = torch.addcmul(uxy, ux, uy, value=-1)
     ux.add_(cx)                                   # the means of the uncentred images
     uy.add_(cy)
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
     num = torch.mul(ux, uy).mul_(2).add_(c1).mul_(vxy.mul_(2).add_(c2))          # (2μxμy + C1)(2σxy + C2)
-    den = torch.mul(ux, ux).addcmul_(uy, uy).add_(c1).mul_(vx.add_(vy).add_(c2))  # (μx²+μy²+C1)(σx²+σy²+C2)
+    den = torch.mul(ux, ux).addcmul_(uy, uy).add_(c1).mul_(vsum.add_(c2))        # (μx²+μy²+C1)(σx²+σy²+C2)
     return num.div_(den).mean(dim=(1, 2, 3))

@@ -59,6 +59,7 @@ def read_complete(folder: str | Path) -> dict[str, Any]:
 def mark_complete(folder: str | Path, info: dict[str, Any]) -> None:
     info = dict(info)
     info.setdefault("finished_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
+    info.setdefault("stamp", time.time_ns())  # identifies this build: downstream records the stamps it used
     atomic_write_json(Path(folder) / COMPLETE, info)
 
 

@@ -1,0 +1,1 @@
+"""Re-ID models (plain ``nn.Module`` backbones + classifier) and the Lightning system that trains them."""

@@ -1,0 +1,137 @@
+"""The ``aug`` group: generated images added to the re-ID training set (never to query/gallery).
+
+* ``aug=none``: the real training set only (the thesis's baseline).
+* ``aug=persons``, ``aug.persons=N``: the first ``N`` synthetic persons (pids >= 10000, ascending) of a
+  kept generated set (``aug.source``), all their images.
+* ``aug=real_variants``, ``aug.images_per_person=K``: ``K`` generated images of each real training
+  identity found in the set (images carry the real pid; the first ``K`` by file name), labelled as
+  that identity.
+* ``aug.label``: ``new_class`` (each synthetic person is a new class; the thesis) or ``lsro`` (a uniform
+  target over the real classes, Zheng et al. 2017): the classifier then has only the real classes.
+
+Everything is checked before training: asking for more persons or variants than the set holds fails
+with both numbers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reid_gan.data.leakage import manifest_source_pids
+from reid_gan.data.market1501 import DatasetError, FolderDataset, Sample
+from reid_gan.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+__all__ = ["AugError", "AugInfo", "apply_augmentation", "SYNTHETIC_PID_START"]
+
+SYNTHETIC_PID_START = 10000
+
+
+class AugError(ValueError):
+    """The requested augmentation does not fit the generated set (the message names both numbers)."""
+
+
+@dataclass
+class AugInfo:
+    name: str = "none"
+    label: str = "new_class"
+    source: str | None = None
+    persons: int = 0
+    images: int = 0
+    per_person: dict[int, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"aug/name": self.name, "aug/label": self.label, "aug/source": self.source,
+                "aug/persons": self.persons, "aug/images": self.images}
+
+
+def _get(cfg: Any, key: str, default: Any = None) -> Any:
+    return cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
+
+
+def _load_set(source: str) -> FolderDataset:
+    root = Path(str(source))
+    if not root.is_dir():
+        raise AugError(f"aug.source={source}: folder not found (a generated set in Market layout: "
+                       f"bounding_box_train/ + manifest.jsonl)")
+    try:
+        return FolderDataset(root)
+    except DatasetError as e:
+        raise AugError(f"aug.source={source}: {e}") from None
+
+
+def select_samples(cfg: Any, real_train_pids: set[int]) -> tuple[list[Sample], AugInfo, FolderDataset | None]:
+    """The generated samples the ``aug`` config asks for (original pids), checked against the set."""
+    name = str(_get(cfg, "name", "none"))
+    label = str(_get(cfg, "label", "new_class"))
+    info = AugInfo(name=name, label=label)
+    if name == "none":
+        return [], info, None
+    source = _get(cfg, "source")
+    info.source = str(source)
+    ds = _load_set(source)
+    by_pid: dict[int, list[Sample]] = defaultdict(list)
+    for s, pid in zip(ds.train, ds.train_orig_pids):
+        by_pid[int(pid)].append(Sample(s.path, int(pid), s.camid))
+    for v in by_pid.values():
+        v.sort(key=lambda s: Path(s.path).name)
+    if name == "persons":
+        n = int(_get(cfg, "persons"))
+        synth = sorted(p for p in by_pid if p >= SYNTHETIC_PID_START)
+        if n > len(synth):
+            raise AugError(f"aug.persons={n} but aug.source={source} holds only {len(synth)} synthetic persons "
+                           f"(pids >= {SYNTHETIC_PID_START})")
+        chosen = synth[:n]
+        samples = [s for p in chosen for s in by_pid[p]]
+        info.persons, info.images = n, len(samples)
+        info.per_person = {p: len(by_pid[p]) for p in chosen}
+    elif name == "real_variants":
+        k = int(_get(cfg, "images_per_person"))
+        real = sorted(p for p in by_pid if p < SYNTHETIC_PID_START)
+        if not real:
+            raise AugError(f"aug=real_variants but aug.source={source} holds no image of a real person "
+                           f"(all pids >= {SYNTHETIC_PID_START}); use aug=persons for synthetic persons")
+        unknown = [p for p in real if p not in real_train_pids]
+        if unknown:
+            raise AugError(f"aug.source={source} has variants of {len(unknown)} persons that are not real training "
+                           f"identities (e.g. pids {unknown[:5]})")
+        short = {p: len(by_pid[p]) for p in real if len(by_pid[p]) < k}
+        if short:
+            fewest = min(short.values())
+            raise AugError(f"aug.images_per_person={k} but aug.source={source} holds only {fewest} variants for "
+                           f"some persons ({len(short)} of {len(real)} persons have fewer than {k}, e.g. pid "
+                           f"{next(iter(short))}: {short[next(iter(short))]})")
+        missing = len(real_train_pids - set(real))
+        if missing:
+            log.warning("aug.source=%s has no variants of %d of the %d real training identities", source, missing,
+                        len(real_train_pids))
+        samples = [s for p in real for s in by_pid[p][:k]]
+        info.persons, info.images = len(real), len(samples)
+        info.per_person = {p: k for p in real}
+    else:  # pragma: no cover - the schema rejects it
+        raise AugError(f"aug.name: unknown augmentation {name!r}")
+    return samples, info, ds
+
+
+def apply_augmentation(dm: Any, cfg: Any) -> AugInfo:
+    """Add the selected generated images to the DataModule's training split (checked first)."""
+    dm.setup()
+    real_pids = set(int(p) for p in dm.dataset.train_orig_pids)
+    samples, info, ds = select_samples(cfg, real_pids)
+    if info.name == "none" or not samples:
+        if info.name != "none":
+            log.info("aug=%s with 0 images: training on the real set only", info.name)
+        return info
+    if info.name == "real_variants" and info.label == "new_class":
+        mode = "real"  # a variant is labelled as the real identity it shows
+    else:
+        mode = "new"  # new classes; with lsro they are marked (label >= real classes) and get a uniform target
+    dm.add_train_samples(samples, label_mode=mode, name=f"aug:{Path(str(info.source)).name}",
+                         source_pids=manifest_source_pids(ds) if ds is not None else ())
+    log.info("aug=%s: +%d images of %d persons from %s (label: %s)", info.name, info.images, info.persons,
+             info.source, info.label)
+    return info

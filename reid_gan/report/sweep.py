@@ -1,0 +1,146 @@
+"""Tables and plots of a re-ID sweep (the thesis's Table 7: persons, images, Rank@1/5/10, mAP).
+
+A sweep folder is a Hydra multirun of ``reid_gan.train``: one subfolder per job, each with the
+``metrics.json`` the train stage writes (metrics + the job's full config). Jobs are grouped by the
+augmentation setting (``aug.name`` and ``aug.persons`` / ``aug.images_per_person``, ``aug.label``) and the
+metrics are reported as mean ± sample standard deviation over the seeds of a group. A job folder without
+``metrics.json`` (a failed job) is listed in the log and left out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reid_gan.utils.io import atomic_path, atomic_write_text
+from reid_gan.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+__all__ = ["collect_runs", "summarise", "write_sweep_report", "METRICS"]
+
+METRICS = [("val/rank1", "Rank@1"), ("val/rank5", "Rank@5"), ("val/rank10", "Rank@10"), ("val/mAP", "mAP")]
+
+
+def _sel(d: dict, dotted: str, default: Any = None) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return default
+        d = d[part]
+    return d
+
+
+def collect_runs(sweep_dir: str | Path) -> pd.DataFrame:
+    """One row per finished job: its setting, seed and metrics."""
+    root = Path(sweep_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"sweep_dir={sweep_dir}: folder not found")
+    files = sorted(root.rglob("metrics.json"))
+    rows = []
+    for f in files:
+        rec = json.loads(f.read_text())
+        m, cfg = rec.get("metrics", {}), rec.get("config", {})
+        if "val/mAP" not in m:
+            continue
+        name = _sel(cfg, "aug.name", m.get("aug/name", "none"))
+        if name == "persons":
+            x = _sel(cfg, "aug.persons", m.get("aug/persons", 0))
+        elif name == "real_variants":
+            x = _sel(cfg, "aug.images_per_person", 0)
+        else:
+            x = 0
+        rows.append({"job": str(f.parent.relative_to(root)), "aug": name, "label": _sel(cfg, "aug.label", "new_class"),
+                     "x": int(x or 0), "persons": int(m.get("aug/persons", 0) or 0),
+                     "images": int(m.get("aug/images", 0) or 0), "train_images": m.get("train/num_images"),
+                     "seed": m.get("seed", _sel(cfg, "seed")), **{k: float(m[k]) for k, _ in METRICS if k in m},
+                     "val/mINP": m.get("val/mINP")})
+    # job folders of the multirun without metrics (failed or unfinished)
+    done = {r["job"] for r in rows}
+    missing = [p.name for p in sorted(root.iterdir()) if p.is_dir() and p.name.isdigit() and p.name not in done]
+    if missing:
+        log.warning("sweep %s: %d job folder(s) without metrics.json (failed or unfinished): %s", root, len(missing),
+                    ", ".join(missing[:10]))
+    if not rows:
+        raise FileNotFoundError(f"sweep_dir={sweep_dir}: no metrics.json of a finished reid_gan.train job found")
+    return pd.DataFrame(rows).sort_values(["aug", "label", "x", "seed"]).reset_index(drop=True)
+
+
+def _fmt(mean: float, std: float, n: int) -> str:
+    return f"{mean:.4f} ± {std:.4f}" if n > 1 else f"{mean:.4f}"
+
+
+def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per setting: persons, images, seeds, and mean / std (ddof=1) of each metric."""
+    out = []
+    for (aug, label, x), g in runs.groupby(["aug", "label", "x"], sort=True):
+        row: dict[str, Any] = {"aug": aug, "label": label, "N": x, "persons": int(g["persons"].iloc[0]),
+                               "images": int(g["images"].iloc[0]), "seeds": len(g)}
+        for key, name in METRICS + [("val/mINP", "mINP")]:
+            vals = g[key].astype(float).to_numpy() if key in g else np.array([])
+            row[f"{name} mean"] = float(vals.mean()) if vals.size else float("nan")
+            row[f"{name} std"] = float(vals.std(ddof=1)) if vals.size > 1 else float("nan")
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def markdown_table(summary: pd.DataFrame) -> str:
+    """The Table-7 layout: persons, images, Rank@1/5/10, mAP (mean ± std over seeds)."""
+    cols = ["Setting", "Persons", "Images", "Seeds", "Rank@1", "Rank@5", "Rank@10", "mAP"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
+    for _, r in summary.iterrows():
+        setting = "baseline" if r["aug"] == "none" else f"{r['aug']} N={r['N']}" + (
+            " (LSRO)" if r["label"] == "lsro" else "")
+        n = int(r["seeds"])
+        cells = [setting, str(r["persons"]), str(r["images"]), str(n)] + [
+            _fmt(r[f"{name} mean"], r[f"{name} std"], n) for _, name in METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: pd.DataFrame, path: Path, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for (aug, label), g in summary.groupby(["aug", "label"]):
+        g = g.sort_values("N")
+        tag = "" if aug == "none" else f" ({aug}{', LSRO' if label == 'lsro' else ''})"
+        for name, marker in (("Rank@1", "o"), ("mAP", "s")):
+            err = g[f"{name} std"].fillna(0.0).to_numpy()
+            ax.errorbar(g["N"], g[f"{name} mean"], yerr=err, marker=marker, capsize=3, label=f"{name}{tag}")
+    xlabel = "synthetic persons added (N)" if (summary["aug"] == "persons").any() else "generated images per person (K)"
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("score (mean ± std over seeds)")
+    ax.set_title(title or "Re-ID accuracy against augmentation")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def write_sweep_report(sweep_dir: str | Path, report_dir: str | Path | None = None) -> dict[str, Path]:
+    """Write ``sweep_runs.csv`` (every job), ``sweep_table.csv`` / ``sweep_table.md`` (per setting) and
+    ``sweep_plot.png`` (Rank@1 and mAP against N) into ``report_dir`` (default ``<sweep_dir>/report``)."""
+    runs = collect_runs(sweep_dir)
+    summary = summarise(runs)
+    out = Path(report_dir) if report_dir else Path(sweep_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"runs_csv": out / "sweep_runs.csv", "table_csv": out / "sweep_table.csv",
+             "table_md": out / "sweep_table.md", "plot_png": out / "sweep_plot.png"}
+    atomic_write_text(paths["runs_csv"], runs.to_csv(index=False))
+    atomic_write_text(paths["table_csv"], summary.to_csv(index=False))
+    md = markdown_table(summary)
+    atomic_write_text(paths["table_md"], f"Sweep `{sweep_dir}`: {len(runs)} runs; mean ± std over seeds "
+                                         f"(sample std).\n\n{md}")
+    plot(summary, paths["plot_png"], title=f"Re-ID sweep ({len(runs)} runs)")
+    log.info("Sweep report (%d runs) in %s\n%s", len(runs), out, md)
+    return paths
