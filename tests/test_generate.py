@@ -32,8 +32,9 @@ from reid_gan.generate import (
 from reid_gan.utils.io import read_jsonl
 from tests.helpers import REPO, compose_stage
 
-# The generator of these tests: experiment=smoke's random-init G (see conf/experiment/smoke.yaml).
-G_OVERRIDES: list[str] = ["generate.random_init._target_=tests.standin_generator.StandinGenerator"]
+# The generator of these tests: experiment=smoke's randomly initialised tiny reid_gan.gan.networks.Generator
+# (32×16, 4 layers → num_ws = 6; see conf/experiment/smoke.yaml).
+G_OVERRIDES: list[str] = []
 BASE = [*G_OVERRIDES, "generate.persons=3", "generate.images_per_person=7", "generate.synthesis_batch=3"]
 
 
@@ -76,6 +77,7 @@ def test_layer_ranges_and_style_mix():
     assert sampling.layer_range("middle", 16) == (4, 8)
     assert sampling.layer_range("fine", 16) == (8, 16)
     assert sampling.layer_range([2, 5], 16) == (2, 5)
+    assert [sampling.layer_range(r, 6) for r in ("coarse", "middle", "fine")] == [(0, 2), (2, 3), (3, 6)]
     for bad in ([5, 5], [0, 17], [-1, 3], "top"):
         with pytest.raises(ValueError):
             sampling.layer_range(bad, 16)
@@ -96,9 +98,12 @@ def test_seeds_and_interpolation():
 
 
 def test_input_transform_is_applied_and_restored():
-    from tests.standin_generator import StandinGenerator
+    from reid_gan.gan.networks import Generator
 
-    G = StandinGenerator().eval()
+    torch.manual_seed(0)
+    G = Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=[32, 16], img_channels=3,
+                  mapping_kwargs={"num_layers": 2}, channel_base=256, channel_max=32, num_layers=4,
+                  num_critical=1).eval()
     before = G.synthesis.input.transform.clone()
     ws = sampling.seeds_to_ws(G, [1], 0.7)
     plain = sampling.synthesize(G, ws)
@@ -180,7 +185,7 @@ def test_layout_manifest_and_loader(reference):
         assert methods == ["base"] + ["style_mix"] * 3 + ["interpolate"] * 2 + ["transform"]
         sm = [r["params"] for r in rs if r["method"] == "style_mix"]
         assert [p["range"] for p in sm] == ["coarse", "middle", "coarse"]  # the ranges are cycled
-        assert [p["layers"] for p in sm] == [[0, 4], [4, 8], [0, 4]]
+        assert [p["layers"] for p in sm] == [[0, 2], [2, 3], [0, 2]]  # num_ws = 6: coarse [0,2), middle [2,3)
         tr = [r["params"] for r in rs if r["method"] == "transform"][0]
         assert abs(tr["angle"]) <= 10 and max(abs(v) for v in tr["translate"]) <= 0.1
     # images have the generator's size (stand-in: 32×16)
