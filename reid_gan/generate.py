@@ -390,8 +390,17 @@ def resolve_ckpt(path: str | Path) -> Path:
     return p
 
 
-def load_G(gcfg: DictConfig) -> tuple[torch.nn.Module, str, str]:
-    """The generator, its sha256 and a description. ``random_init`` only when no ``ckpt`` is given."""
+def random_generator(node: Any, seed: int) -> torch.nn.Module:
+    """``random_init``'s generator, its weights drawn from ``torch.manual_seed(seed)`` (same seed → same G;
+    the global RNG state is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return hydra.utils.instantiate(node, _convert_="all").eval()
+
+
+def load_G(gcfg: DictConfig, seed: int = 0) -> tuple[torch.nn.Module, str, str]:
+    """The generator, its sha256 and a description. ``random_init`` (weights from ``seed``) only when no
+    ``ckpt`` is given."""
     if gcfg.ckpt:
         path = resolve_ckpt(gcfg.ckpt)
         try:
@@ -402,7 +411,7 @@ def load_G(gcfg: DictConfig) -> tuple[torch.nn.Module, str, str]:
         G = load_generator(path)
         return G, file_sha256(path), str(path)
     if gcfg.random_init:
-        G = hydra.utils.instantiate(gcfg.random_init, _convert_="all")
+        G = random_generator(gcfg.random_init, seed)
         log.warning("generate.ckpt is not set: using a RANDOMLY INITIALISED generator (%s) — these images "
                     "are noise, fit for a smoke test only", gcfg.random_init.get("_target_"))
         return G, _state_sha256(G), "random-init"
@@ -583,7 +592,7 @@ def generate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     gcfg = cfg.generate
     out = Path(gcfg.out)
     device = _device(gcfg.device)
-    G, gsha, gdesc = load_G(gcfg)
+    G, gsha, gdesc = load_G(gcfg, int(cfg.get("seed", 0)))
     G = G.eval().requires_grad_(False).to(device)
     num_ws = int(G.num_ws)
     persons, latents_sha = build_persons(gcfg, G)

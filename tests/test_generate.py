@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,8 +32,9 @@ from reid_gan.generate import (
 from reid_gan.utils.io import read_jsonl
 from tests.helpers import REPO, compose_stage
 
-# The generator of these tests: experiment=smoke's random-init G (see conf/experiment/smoke.yaml).
-G_OVERRIDES: list[str] = ["generate.random_init._target_=tests.standin_generator.StandinGenerator"]
+# The generator of these tests: experiment=smoke's randomly initialised tiny reid_gan.gan.networks.Generator
+# (32×16, 4 layers → num_ws = 6; see conf/experiment/smoke.yaml).
+G_OVERRIDES: list[str] = []
 BASE = [*G_OVERRIDES, "generate.persons=3", "generate.images_per_person=7", "generate.synthesis_batch=3"]
 
 
@@ -53,9 +55,9 @@ def _hashes(root: Path) -> dict[str, str]:
 
 
 def _make_G(cfg):
-    import hydra
+    from reid_gan.generate import random_generator
 
-    return hydra.utils.instantiate(cfg.generate.random_init, _convert_="all").eval()
+    return random_generator(cfg.generate.random_init, cfg.seed)
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +77,7 @@ def test_layer_ranges_and_style_mix():
     assert sampling.layer_range("middle", 16) == (4, 8)
     assert sampling.layer_range("fine", 16) == (8, 16)
     assert sampling.layer_range([2, 5], 16) == (2, 5)
+    assert [sampling.layer_range(r, 6) for r in ("coarse", "middle", "fine")] == [(0, 2), (2, 3), (3, 6)]
     for bad in ([5, 5], [0, 17], [-1, 3], "top"):
         with pytest.raises(ValueError):
             sampling.layer_range(bad, 16)
@@ -95,9 +98,12 @@ def test_seeds_and_interpolation():
 
 
 def test_input_transform_is_applied_and_restored():
-    from tests.standin_generator import StandinGenerator
+    from reid_gan.gan.networks import Generator
 
-    G = StandinGenerator().eval()
+    torch.manual_seed(0)
+    G = Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=[32, 16], img_channels=3,
+                  mapping_kwargs={"num_layers": 2}, channel_base=256, channel_max=32, num_layers=4,
+                  num_critical=1).eval()
     before = G.synthesis.input.transform.clone()
     ws = sampling.seeds_to_ws(G, [1], 0.7)
     plain = sampling.synthesize(G, ws)
@@ -179,7 +185,7 @@ def test_layout_manifest_and_loader(reference):
         assert methods == ["base"] + ["style_mix"] * 3 + ["interpolate"] * 2 + ["transform"]
         sm = [r["params"] for r in rs if r["method"] == "style_mix"]
         assert [p["range"] for p in sm] == ["coarse", "middle", "coarse"]  # the ranges are cycled
-        assert [p["layers"] for p in sm] == [[0, 4], [4, 8], [0, 4]]
+        assert [p["layers"] for p in sm] == [[0, 2], [2, 3], [0, 2]]  # num_ws = 6: coarse [0,2), middle [2,3)
         tr = [r["params"] for r in rs if r["method"] == "transform"][0]
         assert abs(tr["angle"]) <= 10 and max(abs(v) for v in tr["translate"]) <= 0.1
     # images have the generator's size (stand-in: 32×16)
@@ -216,7 +222,7 @@ def test_resume_repairs_damage_and_equals_reference(reference, tmp_path):
     cfg_ref, ref_out, _, _ = reference
     cfg = _cfg(tmp_path)
     out = Path(cfg.generate.out)
-    generate(cfg)
+    shutil.copytree(ref_out, out)  # a finished set (the settings do not include the folder's path)
     # damage as a kill could leave it: an image with no manifest line, a temp file, a half-written
     # last manifest line, a line whose image is gone
     lines = (out / "manifest.jsonl").read_text().splitlines(keepends=True)
@@ -234,8 +240,8 @@ def test_resume_repairs_damage_and_equals_reference(reference, tmp_path):
 
 
 def test_refuses_other_settings_and_foreign_folder(reference, tmp_path):
-    cfg = _cfg(tmp_path)
-    generate(cfg)
+    _, ref_out, _, _ = reference
+    shutil.copytree(ref_out, tmp_path / "artifacts" / "generated")
     other = _cfg(tmp_path, ["generate.psi=0.5"])
     with pytest.raises(ConfigError, match=r"psi: 0\.7 in the folder, 0\.5 now"):
         generate(other)
@@ -325,9 +331,34 @@ def test_kill_mid_run_then_resume(reference, tmp_path):
     n_before = len(read_jsonl(out / "manifest.jsonl"))
     assert 7 <= n_before < 21
     assert not (out / "summary.json").exists()
-    proc = _run_cli(tmp_path, [])
-    stdout, _ = proc.communicate(timeout=180)
-    assert proc.returncode == 0, stdout.decode()[-3000:]
+    metrics, _ = generate(_cfg(tmp_path))  # the same settings as the killed command, run in-process
+    assert metrics["generate/written"] == 21 - n_before
     recs = read_jsonl(out / "manifest.jsonl")
     assert len(recs) == 21 and len({r["file"] for r in recs}) == 21
     assert _hashes(out) == _hashes(ref_out)
+
+
+@pytest.mark.slow
+def test_end_to_end_from_train_gan_smoke_checkpoint(tmp_path):
+    """train_gan's smoke preset writes snapshots; generate reads the folder (newest snapshot) and the set is
+    remade byte for byte from the loaded generator; generator_sha256 is the snapshot file's hash."""
+    from reid_gan.gan.checkpoint import latest_snapshot, load_generator
+    from reid_gan.train_gan import train_gan
+    from reid_gan.utils.io import file_sha256
+
+    gcfg = compose_stage("train_gan", tmp_path)
+    validate_config(gcfg)
+    train_gan(gcfg)
+    snaps = Path(gcfg.gan.out_dir)
+    snap = latest_snapshot(snaps)
+    assert snap is not None
+    cfg = _cfg(tmp_path, [f"generate.ckpt={snaps}", "generate.persons=2", "generate.images_per_person=5"])
+    generate(cfg)
+    out = Path(cfg.generate.out)
+    recs = read_jsonl(out / "manifest.jsonl")
+    assert len(recs) == 10 and {r["generator_sha256"] for r in recs} == {file_sha256(snap)}
+    assert json.loads((out / "generate.json").read_text())["generator"] == str(snap)
+    G = load_generator(snap)
+    for r in recs:
+        assert remake_bytes(r, G, out) == (out / r["file"]).read_bytes()
+    assert len(FolderDataset(out).train) == 10
