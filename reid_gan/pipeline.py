@@ -233,7 +233,7 @@ def pipeline(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                                                         "generate.out={out}/set"], inputs=[gan_dir]))
         gen_dir = gen_art / "set"
         if "filter" in stages:
-            flt_key, flt_art, _ = p.run(StageRun("filter", "filter", ["filter", "detector"], [gen_key],
+            flt_key, flt_art, _ = p.run(StageRun("filter", "filter", ["filter"], [gen_key],
                                                  overrides=[*data_ovr, f"filter.source={gen_dir}",
                                                             "filter.out={out}/kept",
                                                             "filter.report_dir={out}/report"],
