@@ -194,7 +194,7 @@ class GANTickCallback:
                     self.history.append(rec)
                 ckpt = self.out_dir / "checkpoints" / "last.ckpt"
                 with atomic_path(ckpt) as tmp:
-                    trainer.save_checkpoint(str(tmp))
+                    trainer.save_checkpoint(str(tmp), weights_only=False)  # full state: resumable
                 if ev["done"]:
                     trainer.should_stop = True
 

@@ -43,3 +43,12 @@ def test_trainer_accelerator_checked(tmp_path):
     cfg = compose_stage("make_dataset", tmp_path, ["trainer.accelerator=quantum"])
     with pytest.raises(ConfigError, match=r"trainer\.accelerator"):
         validate_config(cfg)
+
+
+@pytest.mark.parametrize("experiment", ["thesis_persons", "thesis_variants", "thesis_gan"])
+def test_thesis_presets_compose_with_the_thesis_settings(experiment, tmp_path):
+    cfg = compose_stage("pipeline", tmp_path, [f"experiment={experiment}", "data.root=/datasets/market"])
+    validate_config(cfg)
+    if experiment != "thesis_gan":
+        assert cfg.data.name == "market1501" and cfg.reid.net.arch == "resnet50"
+        assert (cfg.data.height, cfg.data.width, cfg.data.batch_size, cfg.reid.max_epochs) == (256, 128, 16, 60)
