@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 import reid_gan.config  # noqa: F401  (registers the schemas before Hydra composes)
 from reid_gan.utils.logging import get_logger
 from reid_gan.utils.task import run_stage
+from reid_gan.utils.weights import load_strict
 
 log = get_logger(__name__)
 
@@ -84,18 +85,6 @@ def build_module(cfg: DictConfig, G: torch.nn.Module, D: torch.nn.Module, G_kwar
         z_dim=G_kwargs.get("z_dim"), c_dim=int(G_kwargs.get("c_dim", 0) or 0))
 
 
-def _load_matching(dst: torch.nn.Module, state: dict, what: str) -> None:
-    own = dst.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shape = [f"{k}: file {tuple(state[k].shape)} vs config {tuple(own[k].shape)}"
-             for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shape:
-        raise ValueError(f"gan.resume: {what} does not fit the configured network: missing {missing[:6]}, "
-                         f"unexpected {unexpected[:6]}, shape mismatches {shape[:6]}")
-    dst.load_state_dict(state, strict=True)
-
-
 def _check_geometry(src: torch.nn.Module, cfg: DictConfig, what: str) -> None:
     want_res = [int(v) for v in cfg.gan.resolution]
     res = getattr(src, "img_resolution", None)
@@ -130,7 +119,7 @@ def transfer_weights(module, path: Path, cfg: DictConfig) -> None:
     for name in ("G", "G_ema", "D"):
         if name in nets:
             _check_geometry(nets[name], cfg, f"{path.name}'s {name}")
-            _load_matching(getattr(module, name), nets[name].state_dict(), f"{path.name}'s {name}")
+            load_strict(getattr(module, name), nets[name].state_dict(), f"gan.resume: {path.name}'s {name}")
         else:
             log.warning("%s holds no %s: it starts from scratch", path, name)
 

@@ -83,16 +83,10 @@ def _import_class(class_name: str) -> type:
 
 def build_module(class_name: str, init_kwargs: dict, state_dict: dict, what: str) -> nn.Module:
     """``class_name(**init_kwargs)`` loaded strictly with ``state_dict``; mismatches are named."""
+    from reid_gan.utils.weights import load_strict
+
     G = _import_class(class_name)(**copy.deepcopy(init_kwargs))
-    own = G.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    shape = [f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-             for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
-    if missing or unexpected or shape:
-        raise ValueError(f"{what}: the weights do not fit {class_name}(**{init_kwargs}): "
-                         f"missing {missing[:8]}, unexpected {unexpected[:8]}, shape mismatches {shape[:8]}")
-    G.load_state_dict(state_dict, strict=True)
+    load_strict(G, state_dict, f"{what} ({class_name}(**{init_kwargs}))")
     return G
 
 

@@ -39,3 +39,17 @@ def load_state_dict(path: str | os.PathLike, key: str = "weights") -> dict[str, 
     if not isinstance(obj, dict):
         raise WeightsError(f"{key}={p}: expected a state dict, found {type(obj).__name__}")
     return obj
+
+
+def load_strict(module: Any, state: dict[str, Any], what: str) -> None:
+    """``module.load_state_dict(state, strict=True)``, but a mismatch names the missing and unexpected keys
+    and the shape differences (``what`` says which file/network, e.g. ``"gan.resume: x.pt's G"``)."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shape = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+             for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shape:
+        raise ValueError(f"{what}: the weights do not fit {type(module).__name__}: missing {missing[:8]}, "
+                         f"unexpected {unexpected[:8]}, shape mismatches {shape[:8]}")
+    module.load_state_dict(state, strict=True)
