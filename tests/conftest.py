@@ -17,3 +17,15 @@ def _torch_threads():
     except ImportError:  # pragma: no cover
         pass
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """For files of tiny tensors: one torch thread avoids OpenMP spin-waiting on a busy 2-core machine
+    (use with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

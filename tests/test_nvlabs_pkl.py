@@ -25,12 +25,8 @@ DATA = Path(__file__).parent / "data" / "sg3_t64.pt"
 NV_SRC = "import torch\n@persistence.persistent_class\nclass {name}(torch.nn.Module):\n    pass\n"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# tiny tensors: one torch thread (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------------------------
