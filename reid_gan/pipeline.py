@@ -124,11 +124,12 @@ class Pipeline:
         overrides = [o.replace("{out}", str(out)) for o in overrides]
         stamps = [read_complete(f).get("stamp") for f in sr.inputs]
         with artifact_lock(out):
-            stale = is_complete(out) and read_complete(out).get("input_stamps") != stamps
+            done = read_complete(out) if is_complete(out) else None
+            stale = done is not None and done.get("input_stamps") != stamps
             if stale:
                 log.info("[pipeline] %-22s an input was rebuilt since %s was made: redoing it", sr.name, out)
-            if is_complete(out) and not stale and sr.stage not in self.force and sr.name not in self.force:
-                info = read_complete(out)
+            if done is not None and not stale and sr.stage not in self.force and sr.name not in self.force:
+                info = done
                 log.info("[pipeline] %-22s skipped: artifact %s is complete", sr.name, out)
                 self.index.append({"stage": sr.name, "key": key, "dir": str(out), "skipped": True,
                                    "seconds": 0.0, "metrics": info.get("metrics", {})})
