@@ -362,12 +362,12 @@ def test_default_hog_chain_separates_dataset_persons_from_noise_and_background(t
 
 
 def test_stage_reads_what_the_generate_stage_writes(tmp_path):
-    """generate (smoke, stand-in generator) → filter (smoke defaults: HOG + SSIM), through the configs."""
+    """generate (smoke: a tiny randomly initialised Generator) → filter (smoke defaults: HOG + SSIM), through
+    the configs."""
     from reid_gan.filter import filter as run_filter
     from reid_gan.generate import generate
 
-    gcfg = compose_stage("generate", tmp_path, [
-        f"generate.out={tmp_path / 'set'}", "generate.random_init._target_=tests.standin_generator.StandinGenerator"])
+    gcfg = compose_stage("generate", tmp_path, [f"generate.out={tmp_path / 'set'}", "generate.progress=false"])
     generate(gcfg)
     cfg = compose_stage("filter", tmp_path, [f"generate.out={tmp_path / 'set'}", "filter.progress=false",
                                              "filter.chain.detector.threshold=0.0"])
