@@ -206,9 +206,9 @@ def test_training_learns(tmp_path):
     from reid_gan.metrics.rank_metric import RankMetrics
     from reid_gan.train import build_datamodule, train
 
-    over = ["data.root=${paths.data_dir}/learn", "data.render.num_train_ids=24", "data.render.num_test_ids=12",
+    over = ["data.root=${paths.data_dir}/learn", "data.render.num_train_ids=60", "data.render.num_test_ids=20",
             "data.render.images_per_id=[6,6]", "data.render.num_distractors=10", "data.render.num_junk=2",
-            "data.render.detector_tries=1", "reid.max_epochs=12", "reid.optimizer.lr=0.02", *SMOKE_FAST,
+            "data.render.detector_tries=1", "reid.max_epochs=16", "reid.optimizer.lr=0.02", *SMOKE_FAST,
             "reid.val_every_n_epochs=100"]
     cfg = compose_stage("train", tmp_path, over)
     validate_config(cfg)
