@@ -9,6 +9,19 @@ from reid_gan.utils.artifacts import artifact_lock, config_key, is_complete, mar
 from tests.helpers import compose_stage
 
 
+def test_keys_do_not_depend_on_the_root_folder(tmp_path):
+    """The same study under two root folders gets the same artifact keys (no absolute path is hashed)."""
+    from reid_gan.utils.artifacts import config_key
+
+    keys = []
+    for root in ("a", "b"):
+        cfg = compose_stage("pipeline", tmp_path / root, ["experiment=quickstart"], smoke=False)
+        cfg.paths.output_dir = "/artifact"  # as the pipeline's probe sets it
+        keys.append([config_key(cfg, f) for f in (["gan", "metrics", "seed"], ["generate"], ["filter"],
+                                                   ["reid", "aug", "data", "seed"])])
+    assert keys[0] == keys[1]
+
+
 def test_config_key_tracks_fields_and_upstream_but_not_wiring():
     a = OmegaConf.create({"gan": {"kimg": 1, "out": "/x"}, "seed": 0})
     b = OmegaConf.create({"gan": {"kimg": 1, "out": "/elsewhere"}, "seed": 0})

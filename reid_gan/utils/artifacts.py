@@ -25,7 +25,8 @@ from reid_gan.utils.io import atomic_write_json
 COMPLETE = "_COMPLETE.json"
 
 # Keys that only wire stages together (where things are, not what they are): never hashed.
-WIRING_KEYS = frozenset({"root", "out", "ckpt", "source", "latents", "output_dir"})
+WIRING_KEYS = frozenset({"root", "out", "out_dir", "report_dir", "cache", "ckpt", "source", "latents",
+                         "output_dir", "dirpath", "calibrate_source"})
 
 
 def _plain(node: Any, exclude: frozenset[str]) -> Any:
