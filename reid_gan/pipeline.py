@@ -93,7 +93,7 @@ def stage_function(stage: str) -> Callable[[DictConfig], Any]:
         module_name, _, attr = TASKS[stage].partition(":")
         return getattr(importlib.import_module(module_name), attr)
     module = importlib.import_module(f"reid_gan.{stage}")
-    fn = getattr(module, stage, None) or getattr(module, "run", None)
+    fn = getattr(module, stage, None)
     if fn is None:
         raise AttributeError(f"reid_gan.{stage} has no task function {stage}(cfg)")
     return fn
@@ -103,7 +103,6 @@ class Pipeline:
     """Runs stage invocations with skip/lock/marker logic and keeps an index of what ran."""
 
     def __init__(self, cfg: DictConfig):
-        self.cfg = cfg
         self.base_overrides = user_overrides(cfg)
         self.artifacts = Path(cfg.paths.artifacts)
         self.force = set(OmegaConf.select(cfg, "pipeline.force", default=[]) or [])
