@@ -227,12 +227,16 @@ def test_non_square_bad_aspect_rejected():
 # Ops: fast path == reference path, gradients
 
 
-@pytest.mark.parametrize("up,down,radial", [(2, 2, False), (4, 2, False), (2, 4, False), (2, 2, True), (1, 1, False)])
-def test_filtered_lrelu_fast_equals_ref(up, down, radial):
+@pytest.mark.parametrize(
+    "up,down,radial,radial_up",
+    [(2, 2, False, False), (4, 2, False, False), (2, 4, False, False), (2, 2, True, False), (1, 1, False, False),
+     (2, 2, True, True), (4, 2, False, True)],
+)
+def test_filtered_lrelu_fast_equals_ref(up, down, radial, radial_up):
     torch.manual_seed(1)
     x = torch.randn(2, 3, 9, 7, dtype=torch.float64)
     b = torch.randn(3, dtype=torch.float64)
-    fu = ops.design_lowpass_filter(6 * up, 2.0, 1.5, 8.0 * up) if up > 1 else None
+    fu = ops.design_lowpass_filter(6 * up, 2.0, 1.5, 8.0 * up, radial=radial_up) if up > 1 else None
     fd = ops.design_lowpass_filter(6 * down, 2.0, 1.5, 8.0 * up, radial=radial) if down > 1 else None
     fu = fu.double() if fu is not None else None
     fd = fd.double() if fd is not None else None
@@ -246,6 +250,41 @@ def test_filtered_lrelu_fast_equals_ref(up, down, radial):
         r = ops.filtered_lrelu(x, impl="ref", **kw)
         assert a.shape == r.shape
         assert (a - r).abs().max().item() < 1e-10
+
+
+@pytest.mark.parametrize("radial", [False, True])
+def test_filtered_lrelu_fast_equals_ref_float32_channels_last(radial):
+    # float32 on CPU takes the channels-last path (and the in-place activation without grad); the sizes
+    # are those of a real layer (12-tap filters, up 2 / down 2 and up 4 / down 2 with cropping paddings)
+    torch.manual_seed(5)
+    for c, n_in, up, pad in ((24, 20, 2, [11, 10, 11, 10]), (16, 12, 4, [-2, -5, -2, -5])):
+        x = torch.randn(2, c, n_in, n_in + 3)
+        b = 0.3 * torch.randn(c)
+        fu = ops.design_lowpass_filter(6 * up, 3.0, 2.0, 8.0 * up)
+        fd = ops.design_lowpass_filter(12, 3.0, 2.0, 16.0, radial=radial)
+        kw = dict(fu=fu, fd=fd, b=b, up=up, down=2, padding=pad, gain=math.sqrt(2), slope=0.2, clamp=1.0)
+        x0 = x.clone()
+        with torch.no_grad():
+            a = ops.filtered_lrelu(x, impl="fast", **kw)
+            r = ops.filtered_lrelu(x, impl="ref", **kw)
+        assert torch.equal(x, x0)  # the caller's tensor is never written
+        assert a.shape == r.shape and (a - r).abs().max().item() < 1e-5
+        # with autograd on: same values and the same input gradient as the reference path
+        xg = x.clone().requires_grad_(True)
+        gy = torch.randn_like(r)
+        (ga,) = torch.autograd.grad((ops.filtered_lrelu(xg, impl="fast", **kw) * gy).sum(), xg)
+        (gr,) = torch.autograd.grad((ops.filtered_lrelu(xg, impl="ref", **kw) * gy).sum(), xg)
+        assert (ga - gr).abs().max().item() < 1e-4 * gr.abs().max().item()
+
+
+def test_filtered_lrelu_identity_filters_leave_input_alone():
+    # no up-filter, no bias, no padding: the activation must not run in place on the caller's tensor
+    x = torch.randn(1, 2, 5, 5)
+    x0 = x.clone()
+    with torch.no_grad():
+        y = ops.filtered_lrelu(x, None, None, None, up=1, down=1, padding=0, gain=1.0, slope=0.2, clamp=0.5)
+    assert torch.equal(x, x0)
+    assert torch.allclose(y, torch.nn.functional.leaky_relu(x0, 0.2).clamp(-0.5, 0.5))
 
 
 def test_filtered_lrelu_gradcheck():

@@ -15,10 +15,12 @@ Conventions
 
 Two implementations of :func:`filtered_lrelu`:
 
-* ``impl="fast"`` (default): every 1-D resampling pass (polyphase up-sampling that never touches the
-  inserted zeros; down-sampling evaluated only at the kept samples) is one product with a small banded
-  matrix, which BLAS runs much faster on CPU than single-channel / depthwise convolutions; separable
-  filters take one pass per axis, radial 2-D filters are split into a few separable terms by SVD.
+* ``impl="fast"`` (default): up-sampling is a strided depthwise *transposed* convolution (it never
+  multiplies the inserted zeros), down-sampling a strided depthwise convolution (the filter is evaluated
+  only at the kept samples); separable filters take one 1-D pass per axis, radial 2-D filters one 2-D
+  pass. On CPU (float32) these run channels-last, where oneDNN vectorises depthwise kernels over
+  channels; the activation runs in place on the up-sampled temporary when no gradient is recorded, and
+  its gain is folded into the up-sampling filter.
 * ``impl="ref"``: the textbook path (insert ``up-1`` zeros after each sample, pad, convolve with the
   filter, activation, convolve again, keep every ``down``-th sample). It is the test oracle and the
   benchmark baseline; it computes what NVIDIA's reference ops compute.
@@ -211,93 +213,101 @@ def _filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp):
 
 
 # ----------------------------------------------------------------------------------------------
-# Fast path: each 1-D resampling pass is one matrix product
-
-# The polyphase structure (up-sampling never touches the inserted zeros; down-sampling evaluates the
-# filter only at the kept positions) is encoded in a small banded matrix per axis: out = x @ M along
-# width and out = M^T @ x along height. BLAS runs these far faster on CPU than single-channel or
-# depthwise convolutions (measured 5-9x on this machine kind), they are exact (same products and sums
-# as the convolution) and they work unchanged on CUDA and in float64 / autograd.
-
-
-def _resample_matrix(
-    f: torch.Tensor, n_in: int, n_out: int, up: int, down: int, pad0: int, gain: float, dtype, device
-) -> torch.Tensor:
-    """``[n_in, n_out]`` matrix of: insert ``up-1`` zeros, pad ``pad0`` on the low side, convolve with the
-    1-D filter ``f`` (times ``gain``), keep every ``down``-th output, first ``n_out`` outputs.
-
-    out[q] = sum_i x[i] * f[T - 1 - (i * up + pad0 - q * down)] over the taps that exist.
-    """
-    t = int(f.shape[0])
-    i = torch.arange(n_in, device=device).unsqueeze(1)
-    q = torch.arange(n_out, device=device).unsqueeze(0)
-    idx = (t - 1) - i * up - pad0 + q * down
-    valid = (idx >= 0) & (idx < t)
-    fv = f.to(device=device, dtype=dtype) * gain
-    return torch.where(valid, fv[idx.clamp(0, t - 1)], torch.zeros((), dtype=dtype, device=device))
-
-
-def _apply_w(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:  # [..., H, W] @ [W, W'] -> [..., H, W']
-    return torch.matmul(x, m)
-
-
-def _apply_h(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:  # [H, H']^T @ [..., H, W] -> [..., H', W]
-    return torch.matmul(m.t(), x)
-
-
-def _separable_terms(f: torch.Tensor, dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """A 2-D filter as a sum of separable terms ``sum_k outer(u_k, v_k)`` (SVD, terms below the
-    dtype's resolution dropped; a radial 12×12 filter has about 6)."""
-    f64 = f.detach().to(torch.float64)
-    u, s, vh = torch.linalg.svd(f64)
-    tol = 1e-8 if dtype in (torch.float32, torch.float16, torch.bfloat16) else 1e-15
-    keep = int((s > s[0] * tol).sum().item())
-    return [((u[:, k] * s[k]), vh[k]) for k in range(max(keep, 1))]
+# Fast path: strided depthwise (transposed) convolutions that never touch the inserted zeros and
+# evaluate the down-sampling filter only at the kept samples, channels-last on CPU.
 
 
 def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp):
-    n, c, h, w = x.shape
     px0, px1, py0, py1 = padding
-    dt, dev = x.dtype, x.device
     x = bias_act(x, b)
     # --- up-sampling (+ padding) ---
+    fresh = fu is not None  # y below is a new tensor (never the caller's x): the activation may run in place
     if fu is None:
         assert up == 1, "an identity up-filter needs up == 1"
         y = _pad_or_crop(x, px0, px1, py0, py1)
     else:
-        if fu.ndim == 1:
-            terms = [(fu, fu)]
-        else:
-            terms = _separable_terms(fu, dt)  # (height filter, width filter) pairs
-        tw = th = int(fu.shape[-1])
-        ow, oh = w * up + px0 + px1 - tw + 1, h * up + py0 + py1 - th + 1
-        y = None
-        for fh_, fw_ in terms:
-            mw = _resample_matrix(fw_, w, ow, up, 1, px0, float(up), dt, dev)
-            mh = _resample_matrix(fh_, h, oh, up, 1, py0, float(up), dt, dev)
-            term = _apply_h(_apply_w(x, mw), mh)
-            y = term if y is None else y + term
+        # lrelu(g * y) = g * lrelu(y) for g > 0: the activation gain rides on the up-sampling filter
+        y = _depthwise_up(x, fu, up, (px0, px1, py0, py1), scale=gain if gain > 0 else 1.0)
+        if gain > 0:
+            gain = 1.0
     # --- activation ---
-    y = bias_act(y, act="lrelu", alpha=slope, gain=gain, clamp=clamp)
+    y = _lrelu_gain_clamp(y, slope, gain, clamp, inplace=fresh)
     # --- down-sampling ---
     if fd is None:
         if down > 1:
             y = y[:, :, ::down, ::down]
         return y
-    th, tw = (int(fd.shape[0]), int(fd.shape[-1]))
-    hh, ww = y.shape[2], y.shape[3]
-    ow, oh = (ww - tw) // down + 1, (hh - th) // down + 1
-    if fd.ndim == 1:
-        terms = [(fd, fd)]
+    return _depthwise_down(y, fd, down)
+
+
+def _depthwise_up(x: torch.Tensor, fu: torch.Tensor, up: int, padding, scale: float = 1.0) -> torch.Tensor:
+    """Insert ``up-1`` zeros after every sample, pad ``[x0, x1, y0, y1]``, convolve with ``fu`` (times
+    ``up`` per axis, result times ``scale`` > 0) keeping the outputs whose footprint lies inside: a strided
+    depthwise *transposed*
+    convolution, which never multiplies the inserted zeros. Its full output (length ``(n-1)*up + T``
+    per axis) starts ``T-1-pad0`` samples before ours; the symmetric part of the crop is done by the
+    convolution itself and the rest by a (negative or positive) pad. Channels-last on CPU, as above."""
+    px0, px1, py0, py1 = padding
+    n, c, h, w = x.shape
+    th, tw = int(fu.shape[0]), int(fu.shape[-1])
+    oh, ow = h * up + py0 + py1 - th + 1, w * up + px0 + px1 - tw + 1
+    # up per axis keeps unit DC gain after zero insertion; ``scale`` multiplies the result
+    k = fu.to(device=x.device, dtype=x.dtype) * (up**2 * scale if fu.ndim == 2 else up * math.sqrt(scale))
+    if x.device.type == "cpu" and x.dtype == torch.float32:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def crops(t, p0, n_in, n_out):  # (crop done by the conv, residual low, residual high) for one axis
+        lo = t - 1 - p0
+        hi = (n_in - 1) * up + t - lo - n_out
+        inner = max(0, min(lo, hi))
+        return inner, lo - inner, hi - inner
+
+    cx, lx, hx = crops(tw, px0, w, ow)
+    cy, ly, hy = crops(th, py0, h, oh)
+    if fu.ndim == 2:
+        y = F.conv_transpose2d(x, k[None, None].expand(c, 1, th, tw).contiguous(), stride=up, groups=c,
+                               padding=(cy, cx))
     else:
-        terms = _separable_terms(fd, dt)
-    out = None
-    for fh_, fw_ in terms:
-        mw = _resample_matrix(fw_, ww, ow, 1, down, 0, 1.0, dt, dev)
-        mh = _resample_matrix(fh_, hh, oh, 1, down, 0, 1.0, dt, dev)
-        term = _apply_h(_apply_w(y, mw), mh)
-        out = term if out is None else out + term
-    return out
+        y = F.conv_transpose2d(x, k.reshape(1, 1, 1, tw).expand(c, 1, 1, tw).contiguous(), stride=(1, up),
+                               groups=c, padding=(0, cx))
+        y = F.conv_transpose2d(y, k.reshape(1, 1, th, 1).expand(c, 1, th, 1).contiguous(), stride=(up, 1),
+                               groups=c, padding=(cy, 0))
+    if lx or hx or ly or hy:
+        y = F.pad(y, [-lx, -hx, -ly, -hy])
+    return y
+
+
+def _lrelu_gain_clamp(
+    y: torch.Tensor, slope: float, gain: float, clamp: Optional[float], inplace: bool
+) -> torch.Tensor:
+    """``clamp(lrelu(y) * gain)``; in place (no new copies of the large up-sampled tensor) when ``y`` is a
+    temporary of ours and no gradient is recorded, otherwise the same ops out of place."""
+    if not inplace or (torch.is_grad_enabled() and y.requires_grad):
+        return bias_act(y, act="lrelu", alpha=slope, gain=gain, clamp=clamp)
+    if slope != 1:
+        F.leaky_relu_(y, slope)
+    if gain != 1:
+        y.mul_(gain)
+    if clamp is not None and clamp >= 0:
+        y.clamp_(-clamp, clamp)
+    return y
+
+
+def _depthwise_down(y: torch.Tensor, fd: torch.Tensor, down: int) -> torch.Tensor:
+    """Filter with ``fd`` (``[T]`` separable or ``[T, T]`` 2-D; convolution, i.e. flipped) keeping only the
+    outputs whose footprint lies inside ``y``, at every ``down``-th position: a strided depthwise
+    convolution, which evaluates the filter only at the kept samples. On CPU the input is laid out
+    channels-last, where oneDNN's depthwise kernels vectorise over channels (measured 15x faster than
+    six dense resampling products for a 12x12 radial filter on a 912 x 305 x 305 tensor)."""
+    c = y.shape[1]
+    k = fd.to(device=y.device, dtype=y.dtype).flip(list(range(fd.ndim)))
+    if y.device.type == "cpu" and y.dtype == torch.float32:
+        y = y.contiguous(memory_format=torch.channels_last)
+    if fd.ndim == 2:
+        return F.conv2d(y, k[None, None].expand(c, 1, *k.shape).contiguous(), stride=down, groups=c)
+    t = int(k.shape[0])
+    y = F.conv2d(y, k.reshape(1, 1, 1, t).expand(c, 1, 1, t).contiguous(), stride=(1, down), groups=c)
+    return F.conv2d(y, k.reshape(1, 1, t, 1).expand(c, 1, t, 1).contiguous(), stride=(down, 1), groups=c)
 
 
 def _pad_or_crop(x: torch.Tensor, px0, px1, py0, py1) -> torch.Tensor:
