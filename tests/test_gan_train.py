@@ -505,6 +505,6 @@ def test_real_networks_metric_improves_between_snapshots(tmp_path, lr, learns):
     first, last = hist[0]["metric/swd"], hist[-1]["metric/swd"]
     print(f"lr={lr}: swd {first:.1f} -> {last:.1f}")
     if learns:
-        assert last < 0.75 * first, hist
+        assert last < 0.8 * first, hist  # measured: 259.3 -> 180.1 (lr 0.0025), 259.9 -> 259.2 (control)
     else:
         assert abs(last - first) < 0.1 * first, hist
