@@ -38,6 +38,7 @@ class RenderSchema:
     grid_ids: int = 8
     grid_cols: int = 10
     num_workers: int = 2  # processes rendering in parallel (does not change the files)
+    pid_start: int = 1  # first person id (a render whose ids start past another's is disjoint from it)
 
     def __post_init__(self) -> None:
         # keys are prefixed with "render." because this node is only ever nested in ``data``
@@ -48,8 +49,10 @@ class RenderSchema:
 
         check(self.num_train_ids >= 1, "render.num_train_ids", "must be >= 1", self.num_train_ids)
         check(self.num_test_ids >= 1, "render.num_test_ids", "must be >= 1", self.num_test_ids)
-        check(self.num_train_ids + self.num_test_ids <= 9999, "render.num_train_ids",
-              "train + test identities must be <= 9999 (4-digit ids)", self.num_train_ids + self.num_test_ids)
+        check(self.pid_start >= 1, "render.pid_start", "must be >= 1", self.pid_start)
+        check(self.pid_start - 1 + self.num_train_ids + self.num_test_ids <= 9999, "render.num_train_ids",
+              "pid_start - 1 + train + test identities must be <= 9999 (4-digit ids)",
+              self.pid_start - 1 + self.num_train_ids + self.num_test_ids)
         pair("images_per_id", 2)
         check(2 <= self.num_cameras <= 9, "render.num_cameras", "must be in [2, 9]", self.num_cameras)
         pair("cameras_per_id", 2, self.num_cameras)

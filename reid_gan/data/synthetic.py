@@ -115,6 +115,8 @@ class RenderParams:
     grid_ids: int = 8                              # rows of the sample grid (0: no grid)
     grid_cols: int = 10
     num_workers: int = 2                           # render processes (not part of the fingerprint)
+    pid_start: int = 1                             # first person id: a render whose ids start past
+                                                   # another's is disjoint from it by construction
 
     def __post_init__(self) -> None:
         def bad(key: str, msg: str, value: Any) -> None:
@@ -124,9 +126,11 @@ class RenderParams:
             bad("num_train_ids", "must be >= 1", self.num_train_ids)
         if self.num_test_ids < 1:
             bad("num_test_ids", "must be >= 1", self.num_test_ids)
-        if self.num_train_ids + self.num_test_ids > 9999:
-            bad("num_train_ids", "train + test identities must fit in 4 digits (<= 9999)",
-                self.num_train_ids + self.num_test_ids)
+        if self.pid_start < 1:
+            bad("pid_start", "must be >= 1", self.pid_start)
+        if self.pid_start - 1 + self.num_train_ids + self.num_test_ids > 9999:
+            bad("num_train_ids", "pid_start - 1 + train + test identities must fit in 4 digits (<= 9999)",
+                self.pid_start - 1 + self.num_train_ids + self.num_test_ids)
         lo, hi = self.images_per_id
         if not 2 <= lo <= hi:
             bad("images_per_id", "must be [min, max] with 2 <= min <= max", list(self.images_per_id))
@@ -191,6 +195,8 @@ class RenderParams:
         """The parameters that determine the files (``num_workers`` does not)."""
         d = dataclasses.asdict(self)
         d.pop("num_workers")
+        if d["pid_start"] == 1:  # the default leaves the fingerprint (and every existing key) as it was
+            d.pop("pid_start")
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)
@@ -252,7 +258,7 @@ def plan_dataset(params: RenderParams) -> tuple[list[ImageSpec], dict[int, int]]
     """
     rng = _rng(params.seed, _T_PLAN)
     n_total = params.num_train_ids + params.num_test_ids
-    pids = rng.permutation(np.arange(1, n_total + 1))
+    pids = rng.permutation(np.arange(params.pid_start, params.pid_start + n_total))
     train_ids = sorted(int(p) for p in pids[: params.num_train_ids])
     test_ids = sorted(int(p) for p in pids[params.num_train_ids:])
 
