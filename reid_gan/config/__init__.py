@@ -20,6 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 SCHEMA_MODULES = [
     "reid_gan.config.common",
     "reid_gan.config.data",
+    "reid_gan.config.encoder",
     "reid_gan.config.filter",
     "reid_gan.config.gan",
     "reid_gan.config.generate",
