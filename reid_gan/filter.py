@@ -21,7 +21,6 @@ of real images each threshold would reject (thesis fig. 5.3) and the SSIM histog
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,15 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 import reid_gan.config  # noqa: F401  (registers the schemas before Hydra composes)
+from reid_gan.data import generated
 from reid_gan.filters.chain import ChainResult, FilterChain, ImageFilter, filter_identity, load_image_set, read_bgr
-from reid_gan.utils.io import atomic_path, atomic_write_json, atomic_write_text
+from reid_gan.utils.io import atomic_path, atomic_write_json, atomic_write_text, jsonl_text
 from reid_gan.utils.logging import get_logger
 from reid_gan.utils.task import run_stage
 
 log = get_logger(__name__)
 
 HOG_TARGET = "reid_gan.filters.hog.HOGDetector"
-KEPT_MARKER = "kept_set.json"  # written into filter.out: only such a folder is ever updated in place
 
 
 def _instantiate(node: Any, key: str) -> Any:
@@ -93,68 +92,9 @@ def build_chain(fcfg: DictConfig, progress: bool | None = None) -> FilterChain:
 # ------------------------------------------------------------------------------------------ outputs
 def write_kept_set(result: ChainResult, out: str | os.PathLike, link: str = "hardlink") -> Path:
     """Links (or copies) of the kept images in the source's layout + ``manifest.jsonl`` with scores."""
-    out = Path(out)
-    src = result.image_set.root.resolve()
-    if out.resolve() == src or src in out.resolve().parents:
-        raise ValueError(f"filter.out={out}: must not be the source set {src} or inside it")
-    marker = out / KEPT_MARKER
-    if out.is_dir() and any(out.iterdir()) and not marker.is_file():
-        raise ValueError(f"filter.out={out}: folder exists and was not written by the filter stage "
-                         f"(no {KEPT_MARKER}); refusing to replace files in it")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(marker, {"source": str(src), "filters": [f.describe() for f in result.filters]})
     records = [r for r in result.records() if r["kept"]]
-    wanted = {r["file"] for r in records}
-    # our own previous output (e.g. another threshold): remove what is no longer kept
-    for sub in {Path(f).parts[0] for f in wanted} | {p.name for p in out.glob("bounding_box_*")}:
-        d = out / sub
-        if d.is_dir():
-            for p in d.iterdir():
-                if f"{sub}/{p.name}" not in wanted:
-                    p.unlink()
-    n_links = n_copies = 0
-    for rec, item in zip(result.records(), result.image_set.items):
-        if not rec["kept"]:
-            continue
-        dst = out / rec["file"]
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if dst.exists():
-            if os.path.samefile(dst, item.path):
-                continue
-            dst.unlink()
-        if link == "hardlink":
-            try:
-                os.link(item.path, dst)
-                n_links += 1
-                continue
-            except OSError:
-                pass
-        shutil.copy2(item.path, dst)
-        n_copies += 1
-    # files the kept records point to besides the image (e.g. a generated person's `latent`), same paths
-    extra = sorted({v for r in records for k, v in r.items() if k != "file" and isinstance(v, str)
-                    and v and not os.path.isabs(v) and ".." not in Path(v).parts and (src / v).is_file()})
-    for rel in extra:
-        dst = out / rel
-        if dst.exists():
-            continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            if link != "hardlink":
-                raise OSError
-            os.link(src / rel, dst)
-        except OSError:
-            shutil.copy2(src / rel, dst)
-    payload = "".join(_json_line(r) for r in records)
-    atomic_write_text(out / "manifest.jsonl", payload)
-    log.info("kept set: %d images in %s (%d new links, %d copies)", len(records), out, n_links, n_copies)
-    return out
-
-
-def _json_line(rec: dict) -> str:
-    import json
-
-    return json.dumps(rec, sort_keys=True, default=str) + "\n"
+    return generated.write_kept_set(result.image_set.root, records, out, link,
+                                    marker={"filters": [f.describe() for f in result.filters]})
 
 
 def summary_tables(result: ChainResult) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -242,7 +182,7 @@ def write_report(result: ChainResult, report_dir: str | os.PathLike, n_examples:
     atomic_write_text(paths["summary_csv"], summary.to_csv(index=False))
     atomic_write_text(paths["per_person_csv"], per_person.to_csv(index=False))
     records = result.records()
-    atomic_write_text(paths["scores_jsonl"], "".join(_json_line(r) for r in records))
+    atomic_write_text(paths["scores_jsonl"], jsonl_text(records))
     flat = pd.DataFrame([{"file": r["file"], "pid": r["pid"], **{f"score_{k}": v for k, v in r["scores"].items()},
                           "kept": r["kept"], "discarded_by": r["discarded_by"] or ""} for r in records])
     atomic_write_text(paths["scores_csv"], flat.to_csv(index=False))

@@ -56,10 +56,8 @@ seconds after each person (used by the kill-and-resume test; it changes no outpu
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,8 +71,22 @@ from omegaconf import DictConfig, OmegaConf
 
 import reid_gan.config  # noqa: F401  (registers the schemas before Hydra composes)
 from reid_gan.config import ConfigError
+from reid_gan.data.generated import (
+    LATENTS_DIR,
+    MANIFEST,
+    TRAIN_DIR,
+    append_manifest,
+    frame_of,
+    guard_folder,
+    image_name,
+    load_latents_file,
+    load_person_latents,
+    reconcile,
+    save_person_latents,
+    sort_manifest,
+)
 from reid_gan.gan import sampling
-from reid_gan.utils.io import append_jsonl, atomic_torch_save, atomic_write_bytes, atomic_write_json, file_sha256, read_jsonl
+from reid_gan.utils.io import atomic_write_bytes, atomic_write_json, file_sha256
 from reid_gan.utils.logging import get_logger
 from reid_gan.utils.task import run_stage
 
@@ -89,30 +101,10 @@ __all__ = [
     "plan_person",
     "Person",
     "ImagePlan",
-    "load_latents_file",
-    "image_name",
-    "NAME_RE",
-    "GENERATED_CAMERA",
 ]
 
-GENERATED_CAMERA = 7
-TRAIN_DIR = "bounding_box_train"
-LATENTS_DIR = "latents"
-MANIFEST = "manifest.jsonl"
-SETTINGS_FILE = "generate.json"
-SETTINGS_FORMAT = "reid_gan.generate/1"
-LATENTS_FORMAT = "reid_gan.generate.latents/1"
 METHODS = ("style_mix", "interpolate", "transform")
-#: file names of a generated set: pid (5+ digits for synthetic persons, 4 for real), camera 7, frame
-NAME_RE = re.compile(r"^(?P<pid>\d{4,})_c(?P<cam>\d+)s1_(?P<frame>\d{6})_00\.(?P<ext>jpg|png)$")
 THROTTLE_ENV = "REID_GAN_GENERATE_THROTTLE_S"
-
-
-def image_name(pid: int, frame: int, fmt: str) -> str:
-    """``10000_c7s1_000003_00.jpg`` (real pids keep the Market 4-digit width)."""
-    return f"{pid:04d}_c{GENERATED_CAMERA}s1_{frame:06d}_00.{fmt}"
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Plans: what each image of a person is
 # ----------------------------------------------------------------------------------------------------------
@@ -322,16 +314,6 @@ def encode(rgb: np.ndarray, fmt: str, quality: int) -> bytes:
     return buf.tobytes()
 
 
-def load_person_latents(root: str | Path, record: dict) -> dict[str, Any]:
-    path = Path(root) / record.get("latent", f"{LATENTS_DIR}/{int(record['pid'])}.pt")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the latents of pid {record['pid']} are missing")
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(data, dict) or data.get("format") != LATENTS_FORMAT:
-        raise ValueError(f"{path}: not a generate latents file (format {LATENTS_FORMAT})")
-    return data
-
-
 def remake(record: dict, G: torch.nn.Module, root: str | Path) -> np.ndarray:
     """Re-make one image of a generated set from its manifest line: the RGB uint8 array that was encoded.
 
@@ -339,7 +321,7 @@ def remake(record: dict, G: torch.nn.Module, root: str | Path) -> np.ndarray:
     with the same generator on the same device type the result equals the written image before encoding.
     """
     data = load_person_latents(root, record)
-    frame = int(record["frame"]) if "frame" in record else int(NAME_RE.match(Path(record["file"]).name)["frame"])
+    frame = frame_of(record)
     frames = [int(f) for f in data["frames"].tolist()]
     if frame not in frames:
         raise KeyError(f"frame {frame} of pid {record['pid']} is not in its latents file")
@@ -419,32 +401,6 @@ def load_G(gcfg: DictConfig, seed: int = 0) -> tuple[torch.nn.Module, str, str]:
                       "network-snapshot-*.pt or a folder of them, a train_gan .ckpt, or an NVIDIA .pkl)")
 
 
-def load_latents_file(path: str | Path, num_ws: int, w_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read a real-person latents file ``{'pids': LongTensor[N], 'ws': FloatTensor[N, num_ws, w_dim]}``."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"generate.latents={p}: no such file")
-    try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"generate.latents={p}: not a readable latents file ({e})") from None
-    if not isinstance(data, dict) or "pids" not in data or "ws" not in data:
-        raise ValueError(f"generate.latents={p}: expected a dict with 'pids' and 'ws'")
-    pids, ws = torch.as_tensor(data["pids"]), torch.as_tensor(data["ws"])
-    if pids.ndim != 1 or pids.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"generate.latents={p}: 'pids' must be a 1-D integer tensor, got {pids.dtype} {tuple(pids.shape)}")
-    if ws.ndim != 3 or ws.shape[0] != pids.shape[0] or ws.shape[1:] != (num_ws, w_dim):
-        raise ValueError(f"generate.latents={p}: 'ws' must be [{pids.shape[0]}, {num_ws}, {w_dim}] for this "
-                         f"generator, got {tuple(ws.shape)}")
-    if not ws.is_floating_point() or not torch.isfinite(ws).all():
-        raise ValueError(f"generate.latents={p}: 'ws' must be finite floats")
-    if (pids < 0).any() or (pids >= 10000).any():
-        raise ValueError(f"generate.latents={p}: real pids must be in [0, 10000) (synthetic ids start at 10000)")
-    if len(set(pids.tolist())) != pids.shape[0]:
-        raise ValueError(f"generate.latents={p}: pids are not unique")
-    return pids.long(), ws.float()
-
-
 def build_persons(gcfg: DictConfig, G: torch.nn.Module) -> tuple[list[Person], str | None]:
     if gcfg.latents:
         pids, ws = load_latents_file(gcfg.latents, G.num_ws, G.w_dim)
@@ -475,90 +431,6 @@ def settings_of(gcfg: DictConfig, generator_sha: str, latents_sha: str | None, d
     s.update({"generator_sha256": generator_sha, "latents_sha256": latents_sha, "device_type": device.type,
               "out_size": list(out_size)})
     return s
-
-
-def settings_hash(settings: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-
-
-def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k, "<absent>"), b.get(k, "<absent>")
-        if isinstance(va, dict) and isinstance(vb, dict):
-            keys += _diff_keys(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            keys.append(f"{prefix}{k}: {vb!r} in the folder, {va!r} now")
-    return keys
-
-
-def guard_folder(out: Path, settings: dict[str, Any], meta: dict[str, Any]) -> bool:
-    """Refuse a folder made with other settings; returns True when resuming an existing set."""
-    h = settings_hash(settings)
-    sfile = out / SETTINGS_FILE
-    if sfile.is_file():
-        old = json.loads(sfile.read_text())
-        if old.get("settings_hash") != h:
-            diff = _diff_keys(settings, old.get("settings", {}))
-            raise ConfigError(
-                f"generate.out={out}: this folder holds a set made with other settings; refusing to mix them. "
-                f"Differences: {'; '.join(diff) or 'format version'}. Use another generate.out or delete the folder.")
-        return True
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"generate.out={out}: the folder is not empty and holds no {SETTINGS_FILE}: it is not "
-                          f"a generated set made by this stage; refusing to write into it")
-    atomic_write_json(sfile, {"format": SETTINGS_FORMAT, "settings_hash": h, "settings": settings, **meta})
-    return False
-
-
-def _is_temp(name: str) -> bool:
-    return name.startswith(".") and ".tmp" in name
-
-
-def reconcile(out: Path) -> tuple[set[str], dict[str, int]]:
-    """Make the folder consistent after a kill; returns the files already done and what was repaired."""
-    fixed = {"temp_files": 0, "orphan_images": 0, "lines_without_file": 0, "duplicate_lines": 0, "bad_last_line": 0}
-    for d in (out, out / TRAIN_DIR, out / LATENTS_DIR):
-        if d.is_dir():
-            for p in d.iterdir():
-                if _is_temp(p.name):
-                    p.unlink()
-                    fixed["temp_files"] += 1
-    mpath = out / MANIFEST
-    raw = mpath.read_text(encoding="utf-8") if mpath.exists() else ""
-    records = read_jsonl(mpath)
-    if raw and not raw.endswith("\n"):
-        fixed["bad_last_line"] = 1
-    on_disk = {f"{TRAIN_DIR}/{p.name}" for p in (out / TRAIN_DIR).iterdir()} if (out / TRAIN_DIR).is_dir() else set()
-    kept, seen = [], set()
-    for r in records:
-        f = r.get("file")
-        if f in seen:
-            fixed["duplicate_lines"] += 1
-            continue
-        if f not in on_disk:
-            fixed["lines_without_file"] += 1
-            continue
-        seen.add(f)
-        kept.append(r)
-    for f in sorted(on_disk - seen):
-        (out / f).unlink()
-        fixed["orphan_images"] += 1
-    if len(kept) != len(records) or fixed["bad_last_line"]:
-        _write_manifest(mpath, kept)
-    return seen, fixed
-
-
-def _write_manifest(path: Path, records: list[dict]) -> None:
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _canonical_manifest(out: Path, order: dict[int, int]) -> int:
-    records = read_jsonl(out / MANIFEST)
-    records.sort(key=lambda r: (order.get(int(r["pid"]), 1 << 40), int(r["frame"])))
-    _write_manifest(out / MANIFEST, records)
-    return len(records)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -630,13 +502,11 @@ def generate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                 if not missing:
                     continue
                 lat = person_latents(G, person, plans, float(gcfg.psi), gcfg.truncation_cutoff, synthesis_batch)
-                latent_rel = f"{LATENTS_DIR}/{person.pid}.pt"
-                atomic_torch_save({
-                    "format": LATENTS_FORMAT, "pid": person.pid, "source": person.source, "seed": person.seed,
-                    "psi": float(gcfg.psi), "noise_mode": str(gcfg.noise_mode), "frames": torch.arange(K),
-                    "methods": [p.method for p in plans], "ws": lat["ws"], "transforms": lat["transforms"],
-                    "calls": lat["calls"], "size": list(out_size), "format_ext": fmt, "quality": quality,
-                    "generator_sha256": gsha}, out / latent_rel)
+                latent_rel = save_person_latents(
+                    out, pid=person.pid, source=person.source, seed=person.seed, psi=float(gcfg.psi),
+                    noise_mode=str(gcfg.noise_mode), methods=[p.method for p in plans], ws=lat["ws"],
+                    transforms=lat["transforms"], calls=lat["calls"], size=list(out_size), format_ext=fmt,
+                    quality=quality, generator_sha256=gsha)
                 images = render(G, lat["ws"], lat["transforms"], lat["calls"], gcfg.noise_mode, out_size, missing)
                 records = []
                 for i in missing:
@@ -646,7 +516,7 @@ def generate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                         "file": rel, "pid": person.pid, "source": person.source, "seed": person.seed,
                         "method": plans[i].method, "params": plans[i].params, "psi": float(gcfg.psi),
                         "generator_sha256": gsha, "frame": plans[i].frame, "latent": latent_rel})
-                append_jsonl(out / MANIFEST, records)  # only after every file of the person is in place
+                append_manifest(out, records)  # only after every file of the person is in place
                 done.update(r["file"] for r in records)
                 written += len(records)
                 el = time.perf_counter() - t0
@@ -654,7 +524,7 @@ def generate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                 if throttle:
                     time.sleep(throttle)
     seconds = time.perf_counter() - t0
-    n_lines = _canonical_manifest(out, {p.pid: p.index for p in persons})
+    n_lines = sort_manifest(out, {p.pid: p.index for p in persons})
     if n_lines != total:
         raise RuntimeError(f"{out}/{MANIFEST}: {n_lines} lines for {total} images — the set is inconsistent")
     figures = {}

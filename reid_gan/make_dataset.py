@@ -33,7 +33,8 @@ def hog_pass_rate(root: str | Path, n_images: int, threshold: float = 0.6) -> di
     """
     import cv2
 
-    from reid_gan.data.synthetic import SPLITS, parse_name
+    from reid_gan.data.market1501 import parse_name
+    from reid_gan.data.synthetic import SPLITS
     from reid_gan.filters.hog import HOGDetector
 
     root = Path(root)

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import reid_gan.config  # noqa: F401  (registers the schemas before Hydra composes)
 from reid_gan.config import validate_config
+from reid_gan.data.generated import persons_in
 from reid_gan.utils.artifacts import (
     artifact_lock,
     config_key,
@@ -181,13 +182,6 @@ def _data_wiring(p: Pipeline, cfg: DictConfig) -> tuple[str, list[str], list[Pat
     return key, [f"data.root={root}"], []
 
 
-def _persons_in(folder: Path) -> int:
-    """Distinct person ids in a generated (or kept) set, from its manifest."""
-    from reid_gan.utils.io import read_jsonl
-
-    return len({r["pid"] for r in read_jsonl(Path(folder) / "manifest.jsonl")})
-
-
 def _report(p: Pipeline, cfg: DictConfig, index: dict[str, Any]) -> Path:
     """The study report as an artifact of its own: keyed by every artifact it reads, so a re-run with
     nothing changed reuses it. Returns the report's Markdown file."""
@@ -244,7 +238,7 @@ def pipeline(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     runs: list[dict[str, Any]] = []
     skipped_points: list[dict[str, Any]] = []
-    available = _persons_in(kept_dir) if kept_dir is not None else 0
+    available = persons_in(kept_dir) if kept_dir is not None else 0
     if "train" in stages:
         for n in sweep.persons:
             n = int(n)

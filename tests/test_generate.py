@@ -18,10 +18,10 @@ import pytest
 import torch
 
 from reid_gan.config import ConfigError, validate_config
+from reid_gan.data.market1501 import NAME_PATTERN as NAME_RE
 from reid_gan.data.market1501 import FolderDataset
 from reid_gan.gan import sampling
 from reid_gan.generate import (
-    NAME_RE,
     Person,
     generate,
     method_counts,

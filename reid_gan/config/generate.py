@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 
 from reid_gan.config import check
+from reid_gan.data.generated import SYNTHETIC_PID_START
 
 _NAMED = ("coarse", "middle", "fine")
 
@@ -86,7 +87,7 @@ class GenerateSchema:
     latents: Optional[str] = None     # real-variant mode: .pt {'pids': [N], 'ws': [N, num_ws, w_dim]}
     persons: Optional[int] = 401      # seed mode: number of new persons; real mode: first N (null = all)
     images_per_person: int = 51
-    pid_start: int = 10000
+    pid_start: int = SYNTHETIC_PID_START
     seed_start: int = 0               # person i is seed seed_start + i
     plan_seed: int = 0                # seeds the per-person choice of donors, alphas, transforms
     partner_seed_min: int = 1000000   # donor/partner seeds are drawn from [partner_seed_min, 2**31)
@@ -109,7 +110,8 @@ class GenerateSchema:
         check(self.images_per_person >= 1, "images_per_person", "must be >= 1", self.images_per_person)
         check(self.images_per_person <= 999999, "images_per_person", "must be <= 999999 (6-digit frame)",
               self.images_per_person)
-        check(self.pid_start >= 10000, "pid_start", "synthetic pids start at >= 10000 (real ids stay below)",
+        check(self.pid_start >= SYNTHETIC_PID_START, "pid_start",
+              f"synthetic pids start at >= {SYNTHETIC_PID_START} (real ids stay below)",
               self.pid_start)
         check(self.seed_start >= 0, "seed_start", "must be >= 0", self.seed_start)
         check(0 <= self.partner_seed_min < 2**31, "partner_seed_min", "must be in [0, 2**31)", self.partner_seed_min)

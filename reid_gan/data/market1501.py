@@ -34,7 +34,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
-from reid_gan.utils.io import read_jsonl
 from reid_gan.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -49,13 +48,57 @@ __all__ = [
     "FolderDataset",
     "check_image_file",
     "IMAGE_SUFFIXES",
+    "NAME_PATTERN",
+    "MarketName",
+    "parse_name",
+    "format_name",
+    "list_split",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 TRAIN_DIR, QUERY_DIR, GALLERY_DIR = "bounding_box_train", "query", "bounding_box_test"
 SPLIT_DIRS = {"train": TRAIN_DIR, "query": QUERY_DIR, "gallery": GALLERY_DIR}
-MANIFEST = "manifest.jsonl"
 _MAX_LISTED = 5  # offenders named in an error message
+
+#: File names of a folder in the Market-1501 layout (the embedded dataset, generated and kept sets, any user
+#: folder): person id (``-1`` = junk, else 4 or more digits), camera (1-based), sequence, frame, box index.
+#: The one pattern of this layout; the real Market-1501 and DukeMTMC-reID releases have stricter ones below.
+NAME_PATTERN = re.compile(
+    r"^(?P<pid>-1|\d{4,})_c(?P<cam>\d+)s(?P<seq>\d+)_(?P<frame>\d{6})_(?P<box>\d{2})\.(?P<ext>jpg|jpeg|png)$")
+NAME_TEXT = "PPPP_cCsS_FFFFFF_NN.jpg"
+
+
+class MarketName(NamedTuple):
+    """The fields of a Market-1501 file name."""
+
+    pid: int
+    cam: int
+    seq: int
+    frame: int
+    box: int
+    ext: str
+
+
+def parse_name(name: str) -> MarketName:
+    """The fields of a file name in the Market-1501 layout; ``ValueError`` naming it if it does not match."""
+    m = NAME_PATTERN.match(name)
+    if m is None:
+        raise ValueError(f"{name}: file name is not in the Market-1501 pattern {NAME_TEXT}")
+    return MarketName(int(m["pid"]), int(m["cam"]), int(m["seq"]), int(m["frame"]), int(m["box"]), m["ext"])
+
+
+def format_name(pid: int, cam: int, seq: int, frame: int, box: int, ext: str = "jpg") -> str:
+    """``0002_c1s1_000451_03.jpg``: pid at least 4 digits (``-1`` for junk), frame 6, box 2."""
+    p = "-1" if pid == -1 else f"{pid:04d}"
+    return f"{p}_c{cam}s{seq}_{frame:06d}_{box:02d}.{ext}"
+
+
+def list_split(folder: str | Path) -> list[tuple[Path, MarketName]]:
+    """The image files of one split folder (sorted; hidden files and other suffixes skipped) with their
+    parsed names; ``ValueError`` naming the first file that is not named in the Market-1501 pattern."""
+    files = sorted(p for p in Path(folder).iterdir()
+                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
+    return [(p, parse_name(p.name)) for p in files]
 
 
 class Sample(NamedTuple):
@@ -134,9 +177,9 @@ class ReIDDataset:
     #: sub-folders of a parent folder that may hold the dataset (tried in order after ``root`` itself)
     subdir_candidates: tuple[str, ...] = ()
     #: file-name pattern; groups ``pid`` and ``cam`` are required
-    pattern = re.compile(r"^(?P<pid>-1|\d{4,})_c(?P<cam>\d+)s(?P<seq>\d+)_(?P<frame>\d{6})_(?P<box>\d{2})\.(?:jpg|jpeg|png)$")
+    pattern = NAME_PATTERN
     #: the pattern written out for error messages
-    pattern_text = "PPPP_cCsS_FFFFFF_NN.jpg"
+    pattern_text = NAME_TEXT
     #: splits that must exist and be non-empty
     required_splits: tuple[str, ...] = ("train", "query", "gallery")
     #: inclusive ranges allowed for the original pid (besides −1) and the 1-based camera
@@ -386,11 +429,13 @@ class FolderDataset(ReIDDataset):
             self.required_splits = ("train", "query", "gallery")
         super().__init__(root, on_bad_image=on_bad_image, verify_images=verify_images)
         #: manifest records keyed by the image path relative to :attr:`root` (empty without a manifest)
+        from reid_gan.data.generated import MANIFEST, read_manifest
+
         self.manifest: dict[str, dict] = {}
         mpath = self.root / MANIFEST
         if mpath.exists():
             try:
-                records = read_jsonl(mpath)
+                records = read_manifest(self.root)
             except ValueError as e:
                 raise DatasetError(f"{self.display_name}: {e}") from None
             for i, rec in enumerate(records):
@@ -402,6 +447,8 @@ class FolderDataset(ReIDDataset):
 
     def _check_manifest(self) -> None:
         """The manifest must agree with the file names (pid); missing lines/files are reported."""
+        from reid_gan.data.generated import MANIFEST
+
         mpath = self.root / MANIFEST
         on_disk = {}
         for s, pid in zip(self.train, self.train_orig_pids):

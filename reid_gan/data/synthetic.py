@@ -61,6 +61,8 @@ from typing import Any, Iterable, Mapping
 import cv2
 import numpy as np
 
+from reid_gan.data.market1501 import format_name
+
 # Render workers import this module: keep it free of reid_gan.utils (whose package imports Lightning,
 # seconds per worker); the main-process functions import reid_gan.utils.io lazily.
 log = logging.getLogger(__name__)
@@ -73,7 +75,6 @@ __all__ = [
     "render_dataset",
     "ensure_rendered",
     "is_rendered",
-    "parse_name",
     "RENDERER_VERSION",
 ]
 
@@ -83,7 +84,6 @@ SPLITS = ("bounding_box_train", "bounding_box_test", "query")
 MARKER = "DATASET.json"
 IN_PROGRESS = ".render_in_progress.json"
 GRID_NAME = "sample_grid.png"
-NAME_RE = r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$"
 
 OPTICS_SIGMA = (0.6, 1.0)  # Gaussian blur of every image (pixels at 128×64)
 PATTERN_CONTRAST = 0.7  # stripes/logos/colour blocks: blend of the two garment colours
@@ -225,21 +225,6 @@ class ImageSpec:
         return f"{self.split}/{self.name}"
 
 
-def parse_name(name: str) -> tuple[int, int, int, int, int]:
-    """``(pid, cam, seq, frame, box)`` of a Market-1501 file name; ValueError if it does not match."""
-    import re
-
-    m = re.match(NAME_RE, name)
-    if m is None:
-        raise ValueError(f"not a Market-1501 file name: {name!r}")
-    return int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)), int(m.group(5))
-
-
-def _fmt(pid: int, cam: int, seq: int, frame: int, box: int) -> str:
-    p = "-1" if pid == -1 else f"{pid:04d}"
-    return f"{p}_c{cam}s{seq}_{frame:06d}_{box:02d}.jpg"
-
-
 def _rng(*keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys]))
 
@@ -280,7 +265,7 @@ def plan_dataset(params: RenderParams) -> tuple[list[ImageSpec], dict[int, int]]
             seq = int(rng.integers(1, 7))
             frame = int(rng.integers(1, 999999))
             box = int(rng.integers(0 if pid <= 0 else 1, 9))
-            name = _fmt(pid, cam, seq, frame, box)
+            name = format_name(pid, cam, seq, frame, box)
             if name not in used:
                 used.add(name)
                 return name

@@ -19,20 +19,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from reid_gan.data.generated import MANIFEST, read_manifest
+from reid_gan.data.market1501 import list_split
 from reid_gan.utils.io import append_jsonl, file_sha256, read_jsonl
 from reid_gan.utils.logging import get_logger
 
 log = get_logger(__name__)
 
-IMG_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
-NAME_RE = re.compile(r"^(-?\d+)_c(\d+)")
 
 __all__ = [
     "SetImage", "ImageSet", "load_image_set", "ScoreCache", "ImageFilter", "DetectorFilter",
@@ -75,10 +74,10 @@ def load_image_set(root: str | os.PathLike, splits: Sequence[str] = ("bounding_b
     if not root.is_dir():
         raise FileNotFoundError(f"{key}={root}: folder not found (a set in Market-1501 layout: run "
                                 f"`python -m reid_gan.generate` first, or give {key}=PATH, any Market-layout folder)")
-    manifest = root / "manifest.jsonl"
+    manifest = root / MANIFEST
     items: list[SetImage] = []
     if manifest.is_file():
-        for i, rec in enumerate(read_jsonl(manifest)):
+        for i, rec in enumerate(read_manifest(root)):
             if "file" not in rec or "pid" not in rec:
                 raise ValueError(f"{manifest}: line {i + 1} lacks 'file' or 'pid'")
             p = root / rec["file"]
@@ -91,18 +90,12 @@ def load_image_set(root: str | os.PathLike, splits: Sequence[str] = ("bounding_b
     for split in splits:
         d = root / split
         if not d.is_dir():
-            raise FileNotFoundError(f"{key}={root}: no {split}/ folder and no manifest.jsonl")
-        for p in sorted(d.iterdir()):
-            if p.suffix.lower() not in IMG_EXTS:
-                continue
-            m = NAME_RE.match(p.name)
-            if not m:
-                raise ValueError(f"{p}: file name is not in the Market-1501 pattern PPPP_cCsS_FFFFFF_NN.jpg")
-            pid = int(m.group(1))
-            if pid == -1:
+            raise FileNotFoundError(f"{key}={root}: no {split}/ folder and no {MANIFEST}")
+        for p, name in list_split(d):
+            if name.pid == -1:
                 continue
             rel = f"{split}/{p.name}"
-            items.append(SetImage(file=rel, path=p, pid=pid, record={"file": rel, "pid": pid}))
+            items.append(SetImage(file=rel, path=p, pid=name.pid, record={"file": rel, "pid": name.pid}))
     if not items:
         raise ValueError(f"{key}={root}: no images in {', '.join(splits)}")
     return ImageSet(root, items, False)

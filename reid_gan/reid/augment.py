@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reid_gan.data.generated import SYNTHETIC_PID_START
 from reid_gan.data.leakage import manifest_source_pids
 from reid_gan.data.market1501 import DatasetError, FolderDataset, Sample
 from reid_gan.utils.logging import get_logger
@@ -27,8 +28,6 @@ from reid_gan.utils.logging import get_logger
 log = get_logger(__name__)
 
 __all__ = ["AugError", "AugInfo", "apply_augmentation", "SYNTHETIC_PID_START"]
-
-SYNTHETIC_PID_START = 10000
 
 
 class AugError(ValueError):

@@ -25,6 +25,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_torch_save",
     "append_jsonl",
+    "jsonl_text",
     "read_jsonl",
     "file_sha256",
 ]
@@ -88,12 +89,17 @@ def append_jsonl(path: str | os.PathLike, records: list[dict]) -> None:
     """
     if not records:
         return
-    payload = "".join(json.dumps(r, sort_keys=True, default=_json_default) + "\n" for r in records)
+    payload = jsonl_text(records)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
         f.write(payload)
         f.flush()
         os.fsync(f.fileno())
+
+
+def jsonl_text(records) -> str:
+    """JSON lines: one sorted-key object per line (what :func:`append_jsonl` appends)."""
+    return "".join(json.dumps(r, sort_keys=True, default=_json_default) + "\n" for r in records)
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
