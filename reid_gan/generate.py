@@ -79,6 +79,7 @@ from reid_gan.data.generated import (
     frame_of,
     guard_folder,
     image_name,
+    latents_reference_files,
     load_latents_file,
     load_person_latents,
     reconcile,
@@ -119,6 +120,7 @@ class Person:
     source: str | int
     seed: int | None = None
     ws: torch.Tensor | None = None  # [num_ws, w_dim] for real persons
+    reference: str | None = None  # real persons: the real image its code was inverted from (latents 'files')
 
 
 @dataclass
@@ -408,7 +410,8 @@ def build_persons(gcfg: DictConfig, G: torch.nn.Module) -> tuple[list[Person], s
         if gcfg.persons is not None and gcfg.persons > pids.shape[0]:
             log.info("generate.persons=%d but %s holds %d persons: using all of them", gcfg.persons,
                      gcfg.latents, pids.shape[0])
-        persons = [Person(i, int(pids[i]), int(pids[i]), None, ws[i]) for i in range(n)]
+        files = latents_reference_files(gcfg.latents)
+        persons = [Person(i, int(pids[i]), int(pids[i]), None, ws[i], files[i] if files else None) for i in range(n)]
         return persons, file_sha256(gcfg.latents)
     if gcfg.persons is None:
         raise ConfigError("generate.persons: null is only allowed with generate.latents (real persons)")
@@ -515,7 +518,8 @@ def generate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                     records.append({
                         "file": rel, "pid": person.pid, "source": person.source, "seed": person.seed,
                         "method": plans[i].method, "params": plans[i].params, "psi": float(gcfg.psi),
-                        "generator_sha256": gsha, "frame": plans[i].frame, "latent": latent_rel})
+                        "generator_sha256": gsha, "frame": plans[i].frame, "latent": latent_rel,
+                        **({"reference": person.reference} if person.reference else {})})
                 append_manifest(out, records)  # only after every file of the person is in place
                 done.update(r["file"] for r in records)
                 written += len(records)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -231,3 +232,58 @@ def _start(folder: Path) -> float:
     from reid_gan.utils.io import read_jsonl
 
     return read_jsonl(next(folder.rglob("metrics.jsonl")))[0]["val/loss"]
+
+
+def test_invert_output_is_read_by_generate_and_the_filter_uses_the_real_image(tmp_path):
+    """train_encoder → invert (K=2 per identity) → generate (real-variants mode) → filter (SSIM to the real image)."""
+    from reid_gan.filter import filter as filter_stage
+    from reid_gan.data.generated import load_latents_file
+    from reid_gan.generate import generate
+    from reid_gan.invert import invert
+    from reid_gan.train_encoder import train_encoder
+    from reid_gan.utils.io import read_jsonl
+
+    common = ["logger=none", "trainer=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+              "encoder.max_steps=1", "encoder.val_every=1", f"encoder.out_dir={tmp_path}/enc"]
+    _, o = train_encoder(compose_stage("train_encoder", tmp_path, common))
+    cfg = compose_stage("invert", tmp_path, [*common, f"invert.out={tmp_path}/inv", "invert.images_per_identity=2"])
+    validate_config(cfg)
+    m, io = invert(cfg)
+    inv = Path(io["out"])
+    lines = read_jsonl(inv / "manifest.jsonl")
+    pids = sorted({r["pid"] for r in lines})
+    assert all(sum(r["pid"] == p for r in lines) <= 2 for p in pids)
+    assert {"file", "pid", "camid", "perceptual", "ssim", "identity", "person_code"} <= set(lines[0])
+    assert all(Path(r["file"]).parent.name == "bounding_box_train" for r in lines)
+    assert sum(r["person_code"] for r in lines) == len(pids)
+    assert m["invert/persons"] == len(pids) and 0 < m["invert/ssim_mean"] <= 1
+    # generate's real-variants mode reads the file: real pids, one person per identity, reference = real image
+    gcfg = compose_stage("generate", tmp_path, [f"generate.latents={inv}/latents.pt", "generate.persons=null",
+                                                 "generate.images_per_person=3", f"generate.out={tmp_path}/var",
+                                                 "generate.figures.enabled=false"])
+    G_pids, ws = load_latents_file(inv / "latents.pt", 6, 16)
+    assert G_pids.tolist() == pids
+    generate(gcfg)
+    recs = read_jsonl(tmp_path / "var" / "manifest.jsonl")
+    assert sorted({r["pid"] for r in recs}) == pids and len(recs) == 3 * len(pids)
+    chosen = {r["pid"]: r["file"] for r in lines if r["person_code"]}
+    assert all(r["reference"] == chosen[r["pid"]] for r in recs)
+    # the filter's SSIM reference is the person's real image
+    fcfg = compose_stage("filter", tmp_path, [f"filter.source={tmp_path}/var", f"filter.out={tmp_path}/kept",
+                                              f"filter.report_dir={tmp_path}/frep", "filter.chain.ssim.reference=real"])
+    validate_config(fcfg)
+    filter_stage(fcfg)
+    scores = read_jsonl(tmp_path / "frep" / "scores.jsonl")
+    assert len(scores) == len(recs)
+    # recompute one image's SSIM against its real image (resized to the reference's size, as the filter does)
+    import cv2
+
+    from reid_gan.metrics.ssim import ssim
+
+    r0 = next(r for r in scores if r["file"] == recs[0]["file"])
+    ref = cv2.imread(recs[0]["reference"])[:, :, ::-1]
+    img = cv2.imread(str(tmp_path / "var" / recs[0]["file"]))[:, :, ::-1]
+    img = cv2.resize(np.ascontiguousarray(img), (ref.shape[1], ref.shape[0]), interpolation=cv2.INTER_AREA)
+    want = float(ssim(torch.from_numpy(img.copy()).permute(2, 0, 1)[None], torch.from_numpy(ref.copy()).permute(2, 0, 1)[None]))
+    got = r0["scores"]["ssim"] if "scores" in r0 else r0["ssim"]
+    assert got == pytest.approx(want, abs=1e-5)

@@ -56,7 +56,7 @@ class FilterSchema:
             check(isinstance(bs, int) and bs > 0, f"chain.{name}.batch_size", "must be an int > 0", bs)
             if name == "ssim" or "SSIMFilter" in str(node.get("_target_")):
                 ref = node.get("reference", "base")
-                check(ref in ("base", "medoid"), f"chain.{name}.reference", "must be base or medoid", ref)
+                check(ref in ("base", "medoid", "real"), f"chain.{name}.reference", "must be base, medoid or real", ref)
         det = self.detector if isinstance(self.detector, dict) else {}
         if "YOLOv4Tiny" in str(det.get("_target_", "")):
             size = det.get("input_size", 416)

@@ -19,6 +19,10 @@ reads (:func:`load_latents_file`)::
 
     torch.save({'pids': LongTensor[N], 'ws': FloatTensor[N, num_ws, w_dim]}, FILE)   # read with weights_only=True
 
+written by :func:`save_latents_file` (``invert``), optionally with per-person ``files`` (the real image each
+code was inverted from; :func:`latents_reference_files`, copied into real-variant manifests as
+``reference``, the SSIM filter's reference with ``filter.chain.ssim.reference=real``) and ``camids``.
+
 Writers (the generate stage, the kept-set writer) write every file to a temporary name and rename it;
 manifest lines are appended only after the files they name exist, so :func:`reconcile` can make a
 killed writer's folder consistent and the writer resumes.
@@ -44,6 +48,7 @@ __all__ = [
     "SETTINGS_FORMAT", "LATENTS_FORMAT", "KEPT_MARKER", "image_name", "frame_of", "is_synthetic",
     "read_manifest", "write_manifest", "append_manifest", "sort_manifest", "persons_in", "settings_hash",
     "guard_folder", "reconcile", "save_person_latents", "load_person_latents", "load_latents_file",
+    "save_latents_file", "latents_reference_files",
     "write_kept_set",
 ]
 
@@ -248,6 +253,33 @@ def load_latents_file(path: str | os.PathLike, num_ws: int, w_dim: int, key: str
     if len(set(pids.tolist())) != pids.shape[0]:
         raise ValueError(f"{key}={p}: pids are not unique")
     return pids.long(), ws.float()
+
+
+def save_latents_file(path: str | os.PathLike, pids: Any, ws: Any, **extra: Any) -> Path:
+    """Write a real-person latents file (one code per person; :func:`load_latents_file` reads it), atomically.
+
+    ``extra``: per-person ``files`` (list of str: the real images) and ``camids``, or plain metadata.
+    """
+    import torch
+
+    pids, ws = torch.as_tensor(pids).long(), torch.as_tensor(ws).float()
+    if ws.ndim != 3 or ws.shape[0] != pids.shape[0]:
+        raise ValueError(f"{path}: ws must be [N, num_ws, w_dim] with N = len(pids), got {tuple(ws.shape)}")
+    if len(set(pids.tolist())) != pids.shape[0]:
+        raise ValueError(f"{path}: pids must be unique (one code per person)")
+    if "files" in extra and len(extra["files"]) != pids.shape[0]:
+        raise ValueError(f"{path}: 'files' must name one real image per person")
+    atomic_torch_save({"pids": pids, "ws": ws, **extra}, Path(path))
+    return Path(path)
+
+
+def latents_reference_files(path: str | os.PathLike) -> list[str] | None:
+    """The real image of each person of a real-person latents file (its ``files``), or ``None``."""
+    import torch
+
+    data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    files = data.get("files") if isinstance(data, dict) else None
+    return [str(f) for f in files] if files is not None else None
 
 
 # ---------------------------------------------------------------------------------------- the kept set
