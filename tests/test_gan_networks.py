@@ -12,6 +12,8 @@ from reid_gan.gan import ops
 from reid_gan.gan.networks import Discriminator, Generator, SynthesisLayer, config_kwargs
 
 DATA = Path(__file__).parent / "data" / "sg3_t64.pt"
+# NVIDIA's config R generator + StyleGAN2 discriminator, made by NVlabs/stylegan3 @ c233a91 (tests/data/README.md)
+DATA_R = Path(__file__).parent / "data" / "sg3_r32_d32.pt"
 
 # a tiny T generator for fast tests (3 layers + ToRGB at 16 px)
 TINY = dict(
@@ -28,6 +30,15 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def conf():
     return torch.load(DATA, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def conf_r():
+    return torch.load(DATA_R, weights_only=True)
+
+
+def _filter_buffers(module):
+    return {k: v for k, v in module.state_dict().items() if k.endswith(("up_filter", "down_filter"))}
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +78,66 @@ def test_conformance_outputs(conf, g_conf):
     assert (mix - conf["img_mix"]).abs().max().item() <= 1e-4
     # the test can fail: the image depends on every state entry (e.g. the user transform)
     assert img.abs().max().item() > 0.1
+
+
+def test_conformance_fresh_filters_t(conf):
+    """Our filter design, before any state is loaded, equals the filters NVIDIA's code stored (config T).
+    (A strict load overwrites every filter buffer, so the output tests alone never compare the designs.)"""
+    fresh = _filter_buffers(Generator(**conf["init_kwargs"]))
+    nv = {k: v for k, v in conf["state_dict"].items() if k.endswith(("up_filter", "down_filter"))}
+    assert fresh.keys() == nv.keys() and len(nv) == 2 * (len(conf["layer_names"]) - 1)  # ToRGB has none
+    for k, v in nv.items():
+        assert fresh[k].shape == v.shape, k
+        assert (fresh[k] - v).abs().max().item() <= 1e-6, k
+
+
+def test_conformance_fresh_filters_r(conf_r):
+    """Config R (radial down-sampling filters): a freshly built generator's filter buffers equal those of
+    a freshly built NVIDIA generator (``G_fresh_filter_buffers``), compared before any state is loaded."""
+    G = Generator(**conf_r["G_init_kwargs"])
+    fresh = _filter_buffers(G)
+    nv = conf_r["G_fresh_filter_buffers"]
+    assert fresh.keys() == nv.keys()
+    assert any(v.ndim == 2 for v in nv.values()), "config R has radial (2-D) down filters"
+    for k, v in nv.items():
+        assert fresh[k].shape == v.shape, k
+        assert (fresh[k] - v).abs().max().item() <= 1e-6, k
+
+
+def test_conformance_config_r_outputs(conf_r):
+    G = Generator(**conf_r["G_init_kwargs"]).eval()
+    ours = G.state_dict()
+    assert list(ours) == list(conf_r["G_state_dict"])
+    G.load_state_dict(conf_r["G_state_dict"], strict=True)
+    with torch.no_grad():
+        ws = G.mapping(conf_r["z"], conf_r["c"], truncation_psi=conf_r["truncation_psi"])
+        img = G.synthesis(ws, noise_mode="const")
+    assert (ws - conf_r["ws"]).abs().max().item() <= 1e-4
+    assert (img - conf_r["img"]).abs().max().item() <= 1e-4
+    assert img.abs().max().item() > 0.1
+
+
+def test_conformance_discriminator(conf_r):
+    """NVIDIA's residual D (minibatch-std over groups of 4, epilogue, conditional projection, fp16 blocks
+    run in fp32): same names, same logits to 1e-4."""
+    D = Discriminator(**conf_r["D_init_kwargs"]).eval()
+    assert list(D.state_dict()) == list(conf_r["D_state_dict"])
+    D.load_state_dict(conf_r["D_state_dict"], strict=True)
+    x, c, expect = conf_r["D_x"], conf_r["D_c"], conf_r["D_out"]
+    with torch.no_grad():
+        out = D(x, c)
+        # the reference depends on what it claims to test: the labels (projection) and the other images
+        # of each minibatch-std group, so a D ignoring either cannot match it
+        other_c = D(x, c.roll(1, dims=1))
+        # NVIDIA's minibatch-std groups are strided: with 8 images and groups of 4, {0, 2, 4, 6} and {1, 3, 5, 7}
+        x2 = x.clone()
+        x2[[3, 5, 7]] *= 4
+        other_group = D(x2, c)
+    assert out.shape == expect.shape == (8, 1)
+    assert (out - expect).abs().max().item() <= 1e-4
+    assert (other_c - expect).abs().max().item() > 1e-2
+    assert (other_group[1] - expect[1]).abs().item() > 1e-3        # same group as the changed images
+    assert (other_group[0::2] - expect[0::2]).abs().max().item() <= 1e-4  # the other group is untouched
 
 
 def test_conformance_ref_impl(conf):
@@ -161,11 +232,38 @@ def test_truncation_semantics():
 
 
 def test_update_emas():
-    G = _tiny()
+    """w_avg <- lerp(batch mean of w, w_avg, w_avg_beta); each layer's magnitude_ema <- lerp(mean square of
+    its input, magnitude_ema, magnitude_ema_beta) — NVIDIA's formulas, checked with betas far from 1."""
+    torch.manual_seed(0)
+    bw, bm = 0.7, 0.8
+    G = _tiny(mapping_kwargs=dict(num_layers=2, w_avg_beta=bw), magnitude_ema_beta=bm)
+    layers = [getattr(G.synthesis, n) for n in G.synthesis.layer_names]
+    G.mapping.w_avg.normal_()
+    for i, layer in enumerate(layers):
+        layer.magnitude_ema.fill_(0.5 + 0.25 * i)
+    w_avg0 = G.mapping.w_avg.clone()
+    ema0 = [layer.magnitude_ema.clone() for layer in layers]
     z = torch.randn(4, 8)
-    G(z, None, update_emas=True)
-    assert G.mapping.w_avg.abs().sum() > 0
-    assert all(getattr(G.synthesis, n).magnitude_ema.item() != 1.0 for n in G.synthesis.layer_names)
+    with torch.no_grad():
+        w = G.mapping(z, None)[:, 0]  # psi = 1: the untruncated w
+    inputs = []
+    hooks = [layer.register_forward_pre_hook(lambda m, args: inputs.append(args[0].detach().clone())) for layer in layers]
+    with torch.no_grad():
+        G(z, None, update_emas=True)
+    for h in hooks:
+        h.remove()
+    expect_w = bw * w_avg0 + (1 - bw) * w.mean(0)
+    assert torch.allclose(G.mapping.w_avg, expect_w, atol=1e-6)
+    assert len(inputs) == len(layers)
+    for layer, e0, x in zip(layers, ema0, inputs):
+        expect = bm * e0 + (1 - bm) * x.square().mean()
+        assert torch.allclose(layer.magnitude_ema, expect, rtol=1e-5), layer
+    # without update_emas nothing moves
+    before = [layer.magnitude_ema.clone() for layer in layers], G.mapping.w_avg.clone()
+    with torch.no_grad():
+        G(z, None)
+    assert all(torch.equal(layer.magnitude_ema, b) for layer, b in zip(layers, before[0]))
+    assert torch.equal(G.mapping.w_avg, before[1])
 
 
 @pytest.mark.parametrize("res", [32, 16])
@@ -196,10 +294,14 @@ def test_non_square_generator():
         m = 2 * G.synthesis.margin_size if not a.is_critically_sampled else 0
         if n_ns != G.synthesis.layer_names[-1] and not a.is_critically_sampled:
             assert int(a.out_size[0]) - m == (int(b.out_size[0]) - m) // 2
-    # parameters have the square network's shapes: square weights load into it
-    G.load_state_dict(Gsq.state_dict(), strict=False)
-    sd_ns, sd_sq = G.state_dict(), Gsq.state_dict()
-    assert [v.shape for v in sd_ns.values()] == [v.shape for v in sd_sq.values()]
+    # parameters have the square network's shapes: square weights load into it, entry by entry (the layer
+    # names differ: they carry the sizes), strictly, and every parameter then equals the square one's
+    sd_sq = Gsq.state_dict()
+    assert len(G.state_dict()) == len(sd_sq)
+    renamed = {k_ns: v for k_ns, v in zip(G.state_dict(), sd_sq.values())}
+    G.load_state_dict(renamed, strict=True)
+    for (k_ns, p_ns), (k_sq, p_sq) in zip(G.state_dict().items(), sd_sq.items()):
+        assert k_ns.split(".")[-1] == k_sq.split(".")[-1] and torch.equal(p_ns, p_sq), (k_ns, k_sq)
 
 
 def test_non_square_is_a_crop_of_the_square_fourier_input():
@@ -340,7 +442,8 @@ def test_generator_float64_and_backward():
     img = G(z, None)
     assert img.dtype == torch.float64
     img.square().mean().backward()
-    assert all(p.grad is not None for n, p in G.named_parameters() if "input.affine" not in n or True)
+    missing = [n for n, p in G.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing
 
 
 # ----------------------------------------------------------------------------------------------
