@@ -220,7 +220,10 @@ def pipeline(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     upstream_aug: list[str] = []
     aug_in: list[Path] = []
     if needs_generated and "train_gan" in stages:
-        gan_key, gan_dir, _ = p.run(StageRun("train_gan", "train_gan", ["gan", "metrics", "seed"], [data_key],
+        from reid_gan.gan.embed import resume_stamp  # the key follows the content of a gan.resume file
+
+        gan_up = [data_key, *resume_stamp(OmegaConf.select(cfg, "gan.resume", default=None))]
+        gan_key, gan_dir, _ = p.run(StageRun("train_gan", "train_gan", ["gan", "metrics", "seed"], gan_up,
                                              overrides=[*data_ovr, "gan.out_dir={out}"], inputs=data_in))
         gen_key, gen_art, _ = p.run(StageRun("generate", "generate", ["generate"], [gan_key],
                                              overrides=[*data_ovr, f"generate.ckpt={gan_dir}",

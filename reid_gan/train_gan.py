@@ -33,19 +33,42 @@ __all__ = ["train_gan", "build_networks", "build_module", "GANTickCallback", "ma
 
 
 class _ImageSet(torch.utils.data.Dataset):
-    """uint8 images held in memory → float [-1, 1], randomly x-flipped when ``mirror`` (NVIDIA's --mirror)."""
+    """uint8 images held in memory → float [-1, 1], randomly x-flipped when ``mirror`` (NVIDIA's --mirror);
+    with ``labels`` [N, c_dim] each item is ``(image, label)``."""
 
-    def __init__(self, images: torch.Tensor, mirror: bool):
-        self.images, self.mirror = images, mirror
+    def __init__(self, images: torch.Tensor, mirror: bool, labels: torch.Tensor | None = None):
+        self.images, self.mirror, self.labels = images, mirror, labels
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int):
         x = self.images[i].float() / 127.5 - 1
         if self.mirror and torch.rand(()) < 0.5:
             x = x.flip(-1)
-        return x
+        return x if self.labels is None else (x, self.labels[i])
+
+
+def identity_labels(pids: list[int]) -> tuple[torch.Tensor, list[int]]:
+    """One-hot identity labels [N, n_ids] (columns in sorted pid order) and that order (label → pid)."""
+    order = sorted(set(int(p) for p in pids))
+    col = {p: i for i, p in enumerate(order)}
+    labels = torch.zeros(len(pids), len(order))
+    labels[torch.arange(len(pids)), torch.tensor([col[int(p)] for p in pids])] = 1
+    return labels, order
+
+
+def _set_c_dim(cfg: DictConfig, n_ids: int) -> None:
+    """``gan.conditional=true``: G and D get ``c_dim`` = the number of training identities."""
+    from omegaconf import open_dict
+
+    for net in ("G", "D"):
+        given = int(cfg.gan[net].get("c_dim", 0) or 0)
+        if given not in (0, n_ids):
+            raise ValueError(f"gan.{net}.c_dim: {given}, but gan.conditional=true labels the {n_ids} training "
+                             "identities (one-hot); leave c_dim at 0 and it is set to match")
+        with open_dict(cfg):
+            cfg.gan[net].c_dim = n_ids
 
 
 def _container(node: Any) -> Any:
@@ -64,10 +87,13 @@ def build_networks(cfg: DictConfig) -> tuple[torch.nn.Module, torch.nn.Module, d
     return G, D, G_node, G_class
 
 
-def build_module(cfg: DictConfig, G: torch.nn.Module, D: torch.nn.Module, G_kwargs: dict, G_class: str):
+def build_module(cfg: DictConfig, G: torch.nn.Module, D: torch.nn.Module, G_kwargs: dict, G_class: str,
+                 label_pool: torch.Tensor | None = None):
     from reid_gan.gan.module import StyleGAN3Module
 
     g = cfg.gan
+    D_kwargs = _container(g.D)
+    D_class = D_kwargs.pop("_target_")
     augment_pipe = None
     if g.aug != "noaug":
         augment_pipe = hydra.utils.instantiate(g.augment, p=float(g.augment_p))
@@ -82,7 +108,8 @@ def build_module(cfg: DictConfig, G: torch.nn.Module, D: torch.nn.Module, G_kwar
         ema_rampup=g.ema_rampup, augment_pipe=augment_pipe,
         ada_target=g.ada_target if g.aug == "ada" else None, ada_interval=g.ada_interval, ada_kimg=g.ada_kimg,
         kimg=g.kimg, tick_kimg=g.tick_kimg, snap=g.snap, G_init_kwargs=G_kwargs, G_class=G_class,
-        z_dim=G_kwargs.get("z_dim"), c_dim=int(G_kwargs.get("c_dim", 0) or 0))
+        z_dim=G_kwargs.get("z_dim"), c_dim=int(G_kwargs.get("c_dim", 0) or 0), D_init_kwargs=D_kwargs,
+        D_class=D_class, label_pool=label_pool)
 
 
 def _check_geometry(src: torch.nn.Module, cfg: DictConfig, what: str) -> None:
@@ -99,13 +126,43 @@ def _check_geometry(src: torch.nn.Module, cfg: DictConfig, what: str) -> None:
         raise ValueError(f"gan.resume: {what} has {ch} image channels but gan.G.img_channels is {want_ch}")
 
 
+def _check_kwargs(module, obj: dict, path: Path) -> None:
+    """The config's G/D constructor arguments against a pretrained file's: name every differing key."""
+    diffs = []
+    for net, own in (("G", module.G_init_kwargs), ("D", module.D_init_kwargs)):
+        theirs = obj[net]["init_kwargs"]
+        for k in sorted(set(own or {}) | set(theirs)):
+            if k == "magnitude_ema_beta":  # follows the batch size; not part of the weights' shape
+                continue
+            a, b = (own or {}).get(k), theirs.get(k)
+            if isinstance(a, tuple):
+                a = list(a)
+            if a != b:
+                diffs.append(f"gan.{net}.{k}: config {a!r}, {path.name} {b!r}")
+    if diffs:
+        raise ValueError(f"gan.resume: {path} was trained with other network settings than the config; set them to "
+                         "match (or choose a matching preset): " + "; ".join(diffs))
+
+
 def transfer_weights(module, path: Path, cfg: DictConfig) -> None:
-    """Start from a snapshot ``.pt`` (G and G_ema) or an NVIDIA ``.pkl`` (G, D, G_ema); counters start at 0."""
+    """Start from a snapshot ``.pt`` (G and G_ema), a packed pretrained file (G, G_ema, D; e.g.
+    ``gan.resume=embedded``) or an NVIDIA ``.pkl`` (G, D, G_ema); counters start at 0."""
+    from reid_gan.gan.embed import bundle_network, is_bundle
+
+    obj = None
+    if path.suffix == ".pt":
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     if path.suffix == ".pkl":
         from reid_gan.gan.nvlabs import load_pkl
 
         nets = load_pkl(path)
         log.info("Transfer learning from NVIDIA pickle %s (holds %s)", path, sorted(nets))
+    elif is_bundle(obj):
+        _check_kwargs(module, obj, path)
+        nets = {k: bundle_network(obj, k, str(path)) for k in ("G", "G_ema", "D")}
+        prov = obj.get("provenance", {})
+        log.info("Transfer learning from the pretrained file %s (G, G_ema and D; pretrained %.1f kimg at commit %s "
+                 "by `%s`)", path, obj.get("kimg", float("nan")), str(prov.get("commit"))[:12], prov.get("command"))
     else:
         from reid_gan.gan.checkpoint import load_generator
 
@@ -132,16 +189,18 @@ class GANTickCallback:
 
         class _CB(pl.Callback):
             def __init__(self, out_dir: Path, metric, fake_z: torch.Tensor, grid_z: torch.Tensor, grid_cols: int,
-                         metric_batch: int):
+                         metric_batch: int, fake_c: torch.Tensor | None = None, grid_c: torch.Tensor | None = None):
                 self.out_dir, self.metric = Path(out_dir), metric
                 self.fake_z, self.grid_z, self.grid_cols, self.metric_batch = fake_z, grid_z, grid_cols, metric_batch
+                self.fake_c, self.grid_c = fake_c, grid_c  # fixed labels (conditional runs), else None
                 self.tick_time = time.time()
                 self.history: list[dict] = []
 
-            def _generate(self, pl_module, z: torch.Tensor) -> torch.Tensor:
+            def _generate(self, pl_module, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
                 out = []
                 for i in range(0, z.shape[0], self.metric_batch):
-                    out.append(pl_module.generate(z[i:i + self.metric_batch].to(pl_module.device)).cpu())
+                    ci = None if c is None else c[i:i + self.metric_batch].to(pl_module.device)
+                    out.append(pl_module.generate(z[i:i + self.metric_batch].to(pl_module.device), c=ci).cpu())
                 return torch.cat(out)
 
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -164,7 +223,7 @@ class GANTickCallback:
                                          self.out_dir / snapshot_name(ev["cur_nimg"]), pl_module.G_class,
                                          ev["cur_nimg"])
                     t0 = time.time()
-                    fakes = self._generate(pl_module, self.fake_z)
+                    fakes = self._generate(pl_module, self.fake_z, self.fake_c)
                     values = self.metric(fakes)
                     rec = {"tick": ev["tick"], "kimg": kimg, "cur_nimg": ev["cur_nimg"], "snapshot": snap.name,
                            "metric_seconds": round(time.time() - t0, 3),
@@ -174,7 +233,7 @@ class GANTickCallback:
                     keys = sorted({k for r in rows for k in r})
                     csv = ",".join(keys) + "\n" + "".join(",".join(str(r.get(k, "")) for k in keys) + "\n" for r in rows)
                     atomic_write_text(self.out_dir / "metrics.csv", csv)
-                    grid = to_uint8(self._generate(pl_module, self.grid_z))
+                    grid = to_uint8(self._generate(pl_module, self.grid_z, self.grid_c))
                     save_grid(grid, self.out_dir / "grids" / f"fakes-{kimg:010.3f}.png", self.grid_cols)
                     main = {k: v for k, v in rec.items() if k.startswith("metric/")}
                     log.info("snapshot %s  %s", snap.name, "  ".join(f"{k} {v:.4f}" for k, v in main.items()))
@@ -229,7 +288,7 @@ class _MetricOnUint8:
 def train_gan(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     import pytorch_lightning as pl
 
-    from reid_gan.gan.images import load_images, save_grid, training_image_paths
+    from reid_gan.gan.images import load_images, save_grid
     from reid_gan.utils.instantiate import instantiate_callbacks, instantiate_loggers
     from reid_gan.utils.io import read_jsonl
 
@@ -250,7 +309,9 @@ def train_gan(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         else:
             log.info("gan.resume=auto: no checkpoint at %s, starting from scratch", last)
     elif g.resume:
-        rp = Path(str(g.resume))
+        from reid_gan.gan.embed import resolve_resume
+
+        rp = resolve_resume(str(g.resume))
         if not rp.exists():
             raise FileNotFoundError(f"gan.resume: file not found: {rp}")
         if rp.suffix == ".ckpt":
@@ -269,12 +330,21 @@ def train_gan(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             metrics["train/kimg"] = meta["cur_nimg"] / 1000
             return metrics, {"out_dir": out_dir, "history": hist}
 
-    # Data: bounding_box_train only, in memory at the GAN resolution.
-    paths = training_image_paths(cfg.data)
-    images = load_images(paths, height, width, g.max_images)
+    # Data: bounding_box_train only (through the leakage guard), in memory at the GAN resolution.
+    from reid_gan.data.leakage import generation_images_from_config
+
+    samples = generation_images_from_config(cfg.data)
+    if g.max_images is not None and g.max_images > 0:
+        samples = samples[: g.max_images]
+    images = load_images([str(s.path) for s in samples], height, width)
     log.info("GAN training set: %d images at %dx%d from %s", images.shape[0], height, width, cfg.data.root)
     save_grid(images[: g.grid.rows * g.grid.cols], out_dir / "grids" / "reals.png", g.grid.cols)
-    ds = _ImageSet(images, bool(g.mirror))
+    labels = c_pids = None
+    if g.conditional:
+        labels, c_pids = identity_labels([int(s.pid) for s in samples])
+        _set_c_dim(cfg, len(c_pids))
+        log.info("Conditional GAN (gan.conditional=true): c_dim = %d one-hot identity labels", len(c_pids))
+    ds = _ImageSet(images, bool(g.mirror), labels)
     if len(ds) >= g.batch_size:
         sampler = torch.utils.data.RandomSampler(ds)
     else:
@@ -285,7 +355,8 @@ def train_gan(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     # Networks and the system.
     G, D, G_kwargs, G_class = build_networks(cfg)
-    module = build_module(cfg, G, D, G_kwargs, G_class)
+    module = build_module(cfg, G, D, G_kwargs, G_class, label_pool=labels)
+    module.c_pids = c_pids
     if transfer is not None:
         transfer_weights(module, transfer, cfg)
     n_g = sum(p.numel() for p in G.parameters())
@@ -298,7 +369,12 @@ def train_gan(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     fake_z = torch.randn(int(cfg.metrics.num_images), module.z_dim, generator=gen)
     grid_z = torch.randn(g.grid.rows * g.grid.cols, module.z_dim,
                          generator=torch.Generator().manual_seed(int(g.grid.seed)))
-    tick_cb = GANTickCallback(out_dir, metric, fake_z, grid_z, int(g.grid.cols), int(cfg.metrics.batch_size))
+    fake_c = grid_c = None
+    if labels is not None:  # fixed labels drawn from the data, the same every snapshot
+        fake_c = module._c(fake_z.shape[0], torch.Generator().manual_seed(int(cfg.metrics.seed)))
+        grid_c = module._c(grid_z.shape[0], torch.Generator().manual_seed(int(g.grid.seed)))
+    tick_cb = GANTickCallback(out_dir, metric, fake_z, grid_z, int(g.grid.cols), int(cfg.metrics.batch_size),
+                              fake_c, grid_c)
 
     loggers = instantiate_loggers(cfg.get("logger"))
     callbacks = instantiate_callbacks(cfg.get("callbacks")) + [tick_cb]

@@ -393,70 +393,87 @@ def test_resume_resolution_mismatch_is_reported(tmp_path):
 
 
 # --- FID / KID -------------------------------------------------------------------------------------------
-# A few entries of torch-fidelity's FeatureExtractorInceptionV3 state dict (weights-inception-2015-12-05),
-# written down from its layout, not from our module.
-_FIDELITY_SHAPES = {
-    "Conv2d_1a_3x3.conv.weight": (32, 3, 3, 3),
-    "Conv2d_4a_3x3.bn.running_var": (192,),
-    "Mixed_5b.branch_pool.conv.weight": (32, 192, 1, 1),
-    "Mixed_6a.branch3x3.conv.weight": (384, 288, 3, 3),
-    "Mixed_6e.branch7x7_2.conv.weight": (192, 192, 1, 7),
-    "Mixed_7a.branch3x3_2.conv.weight": (320, 192, 3, 3),
-    "Mixed_7b.branch3x3dbl_1.conv.weight": (448, 1280, 1, 1),
-    "Mixed_7c.branch_pool.conv.weight": (192, 2048, 1, 1),
-    "fc.weight": (1008, 2048),
-    "fc.bias": (1008,),
-}
+def _write_fidelity_weights(path: Path, seed: int = 0) -> Path:
+    """A weights file of torch-fidelity's true Inception-v3 layout with random values: torch-fidelity's own
+    module built without its weights (its loader is bypassed for this one construction; nothing downloads),
+    convolutions re-drawn with He scaling so activations keep their size through the ~90 layers."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    cls = fe.FeatureExtractorInceptionV3
+    orig_url, orig_load = fe.load_state_dict_from_url, cls.load_state_dict
+    fe.load_state_dict_from_url = lambda *a, **k: {}
+    cls.load_state_dict = lambda self, *a, **k: None
+    try:
+        net = cls("inception-v3-compat", ["2048"])
+    finally:
+        fe.load_state_dict_from_url, cls.load_state_dict = orig_url, orig_load
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for k, v in net.state_dict().items():
+        if k.endswith("conv.weight") or k == "fc.weight":
+            v = torch.randn(v.shape, generator=g) * math.sqrt(2.0 / v[0].numel())
+        elif k.endswith("running_var"):
+            v = torch.rand(v.shape, generator=g) + 0.5
+        elif k.endswith("running_mean") or k.endswith("bn.bias") or k == "fc.bias":
+            v = torch.randn(v.shape, generator=g) * 0.05
+        state[k] = v.clone()
+    torch.save(state, path)
+    return path
 
 
-def test_inception_loader_on_random_state_dict(tmp_path):
-    from reid_gan.metrics.fid import InceptionFeatures, load_inception
+def test_fid_kid_match_torch_fidelity(tmp_path):
+    """Our FID/KID on two image sets equal torch_fidelity.calculate_metrics on the same images and weights."""
+    import torch_fidelity
 
-    torch.manual_seed(0)
-    own = InceptionFeatures().state_dict()
-    for k, shape in _FIDELITY_SHAPES.items():
-        assert tuple(own[k].shape) == shape, k
-    state = {k: (torch.rand_like(v) + 0.5 if "running_var" in k else torch.randn_like(v) * 0.05)
-             for k, v in own.items() if v.is_floating_point()}
-    p = tmp_path / "weights-inception-2015-12-05-6726825d.pth"
-    torch.save(state, p)
-    net = load_inception(p)
-    assert torch.equal(net.state_dict()["Mixed_7c.branch_pool.conv.weight"], state["Mixed_7c.branch_pool.conv.weight"])
-    feats = net(torch.randint(0, 256, (2, 3, 32, 16), dtype=torch.uint8))
-    assert feats.shape == (2, 2048) and torch.isfinite(feats).all()
-    del state["fc.bias"]
-    torch.save(state, tmp_path / "bad.pth")
-    with pytest.raises(ValueError, match="fc.bias"):
-        load_inception(tmp_path / "bad.pth")
+    from reid_gan.metrics.fid import FIDKIDMetric
+
+    torch.set_num_threads(1)
+    w = _write_fidelity_weights(tmp_path / "weights-inception-2015-12-05-6726825d.pth")
+    files = sorted((_write_dataset(tmp_path / "ds", n=12) / "bounding_box_train").iterdir())
+    imgs = torch.from_numpy(np.stack([cv2.imread(str(p))[:, :, ::-1].copy() for p in files])).permute(0, 3, 1, 2)
+    a, b = imgs[:6].contiguous(), imgs[6:].contiguous()
+    b_dark = (b // 3).contiguous()
+
+    class _DS(torch.utils.data.Dataset):
+        def __init__(self, x):
+            self.x = x
+
+        def __len__(self):
+            return len(self.x)
+
+        def __getitem__(self, i):
+            return self.x[i]
+
+    m = FIDKIDMetric(w, a, batch_size=6, kid_subsets=5, kid_subset_size=4, seed=3)
+    ours = m(b)
+    ref = torch_fidelity.calculate_metrics(input1=_DS(a), input2=_DS(b), cuda=False, fid=True, kid=True,
+                                           feature_extractor_weights_path=str(w), kid_subsets=5, kid_subset_size=4,
+                                           rng_seed=3, batch_size=6, verbose=False, cache=False,
+                                           save_cpu_ram=True)
+    assert ours["fid"] == pytest.approx(ref["frechet_inception_distance"], rel=1e-5)
+    assert ours["kid"] == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-5, abs=1e-9)
+    assert ours["kid_std"] == pytest.approx(ref["kernel_inception_distance_std"], rel=1e-5, abs=1e-9)
+    assert ours["fid"] > 0 and m(b_dark)["fid"] > ours["fid"]  # darker images are farther from the reals
+
+
+def test_inception_file_errors(tmp_path):
+    from reid_gan.metrics.fid import load_inception
+
     with pytest.raises(FileNotFoundError, match="metrics.inception"):
         load_inception(tmp_path / "absent.pth")
-
-
-def test_frechet_and_kid_math():
-    from reid_gan.metrics.fid import frechet_distance, kernel_inception_distance
-
-    rng = np.random.default_rng(0)
-    mu1, mu2 = rng.normal(size=4), rng.normal(size=4)
-    s1, s2 = np.diag(rng.uniform(0.5, 2, 4)), np.diag(rng.uniform(0.5, 2, 4))
-    expect = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * np.sqrt(s1 @ s2))
-    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expect, rel=1e-6)
-    assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0, abs=1e-6)
-    f = rng.normal(size=(200, 8))
-    same, _ = kernel_inception_distance(f, rng.normal(size=(200, 8)), subsets=10, subset_size=100)
-    shifted, _ = kernel_inception_distance(f, rng.normal(size=(200, 8)) + 1, subsets=10, subset_size=100)
-    assert abs(same) < 0.05 < shifted
+    torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(32, 3, 3, 3)}, tmp_path / "partial.pth")
+    with pytest.raises(ValueError, match="metrics.inception: .*Inception-v3 layout.*Missing key"):
+        load_inception(tmp_path / "partial.pth")
+    torch.save({"net": nn.Linear(2, 2)}, tmp_path / "pickled_module.pth")  # not tensors only
+    with pytest.raises(ValueError, match="metrics.inception: .*not a readable weights file"):
+        load_inception(tmp_path / "pickled_module.pth")
 
 
 @pytest.mark.slow  # ~40 s: Inception-v3 at 299x299 on a CPU
 def test_train_gan_reports_fid_with_local_inception(tmp_path):
-    from reid_gan.metrics.fid import InceptionFeatures
     from reid_gan.train_gan import train_gan
 
-    torch.manual_seed(0)
-    own = InceptionFeatures().state_dict()
-    w = tmp_path / "inception.pth"
-    torch.save({k: (torch.rand_like(v) + 0.5 if "running_var" in k else torch.randn_like(v) * 0.05)
-                for k, v in own.items() if v.is_floating_point()}, w)
+    w = _write_fidelity_weights(tmp_path / "inception.pth")
     cfg = _cfg(tmp_path, ["gan.G.z_dim=8", "gan.G.w_dim=8", f"metrics.inception={w}", "metrics.num_images=4",
                           "metrics.num_real=4", "metrics.kid_subsets=2", "gan.kimg=0.008"])
     metrics, obj = train_gan(cfg)

@@ -62,7 +62,10 @@ class GanSchema:
     ada_target: float = 0.6
     ada_interval: int = 4
     ada_kimg: float = 500.0
-    resume: Optional[str] = None  # null | auto | PATH (.ckpt of ours, .pt snapshot, NVIDIA .pkl)
+    # null | auto | embedded (the package's pretrained G, G_ema, D) | PATH (.ckpt of ours, .pt snapshot or
+    # packed pretrained file, NVIDIA .pkl)
+    resume: Optional[str] = None
+    conditional: bool = False  # true: G and D are conditioned on one-hot identity labels (c_dim = #identities)
     max_images: Optional[int] = None
     grid: GanGridSchema = field(default_factory=GanGridSchema)
 
@@ -85,6 +88,12 @@ class GanSchema:
         for key in ("G", "D", "G_opt", "D_opt"):
             node = getattr(self, key)
             check(node is not None and "_target_" in node, key, "must be a node with a _target_", None)
+        if not self.conditional:
+            for key in ("G", "D"):
+                node = getattr(self, key)
+                c_dim = node.get("c_dim", 0) if hasattr(node, "get") else 0
+                check(not c_dim, f"{key}.c_dim", "must be 0 unless gan.conditional=true (the labels are the "
+                      "training identities; c_dim is then set to their number)", c_dim)
 
 
 @dataclass
@@ -101,7 +110,7 @@ class SWDSchema:
 
 @dataclass
 class MetricsSchema:
-    # Local Inception weights (torch-fidelity's pt_inception-2015-12-05 layout); null → SWD instead of FID/KID.
+    # Local Inception weights (torch-fidelity's weights-inception-2015-12-05 layout); null → SWD instead of FID/KID.
     inception: Optional[str] = None
     num_images: int = 1000  # generated images per evaluation (fid50k_full: 50000)
     num_real: Optional[int] = None  # real images (null: all training images, as fid50k_full)

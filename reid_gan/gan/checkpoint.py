@@ -6,7 +6,7 @@ A snapshot ``network-snapshot-<kimg>.pt`` is a plain dict readable with ``torch.
 'kimg': float, 'format': 'reid_gan.gan.snapshot/1'}``
 
 ``load_generator(path)`` accepts such a snapshot, a folder of snapshots (the newest is used), a Lightning
-checkpoint written by ``train_gan`` (its ``G_ema``) or NVIDIA's ``.pkl`` (via ``reid_gan.gan.nvlabs.load_pkl``,
+checkpoint written by ``train_gan`` (its ``G_ema``), a packed pretrained file (``reid_gan.gan.embed``) or NVIDIA's ``.pkl`` (via ``reid_gan.gan.nvlabs.load_pkl``,
 which never executes anything from the pickle). It returns the generator in eval mode on the CPU.
 """
 
@@ -102,12 +102,17 @@ def _from_lightning(ckpt: dict, path: Path) -> nn.Module:
 
 
 def load_generator(path: str | Path, which: str = "G_ema") -> nn.Module:
-    """An eval-mode generator from a snapshot ``.pt``, a snapshot folder, a Lightning ``.ckpt`` or an NVIDIA ``.pkl``.
+    """An eval-mode generator from a snapshot ``.pt``, a snapshot folder, a Lightning ``.ckpt``, a packed
+    pretrained file (``reid_gan.gan.embed``; the word ``embedded`` names the package's own) or an NVIDIA ``.pkl``.
 
     Args:
         path: the file (or a folder holding ``network-snapshot-*.pt``; the newest is taken).
-        which: for ``.pkl`` files, which network to take (``G_ema`` by default, else ``G``).
+        which: for ``.pkl`` and packed files, which network to take (``G_ema`` by default, else ``G``).
     """
+    if str(path) == "embedded":
+        from reid_gan.gan.embed import resolve_resume
+
+        path = resolve_resume("embedded")
     p = Path(path)
     if p.is_dir():
         snap = latest_snapshot(p)
@@ -130,7 +135,12 @@ def load_generator(path: str | Path, which: str = "G_ema") -> nn.Module:
         raise ValueError(f"{p}: not a readable weights file ({e})") from None
     if not isinstance(obj, dict):
         raise ValueError(f"{p}: expected a dict, found {type(obj).__name__}")
-    if "state_dict" in obj and "init_kwargs" in obj:
+    from reid_gan.gan.embed import bundle_network, is_bundle
+
+    if is_bundle(obj):
+        key = which if which in ("G", "G_ema") else "G_ema"
+        G = bundle_network(obj, key, str(p))
+    elif "state_dict" in obj and "init_kwargs" in obj:
         G = build_module(obj.get("class_name", DEFAULT_G_CLASS), obj["init_kwargs"], obj["state_dict"], str(p))
     elif "state_dict" in obj and "gan" in obj:
         G = _from_lightning(obj, p)

@@ -21,9 +21,10 @@ state dict; the optimisers' moments in Lightning's optimizer states.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-
-from typing import Any, Callable, Optional
+import time
+from typing import Any, Callable, Iterator, Optional
 
 import pytorch_lightning as pl
 import torch
@@ -58,7 +59,11 @@ class StyleGAN3Module(pl.LightningModule):
         ada_target, ada_interval, ada_kimg: ADA control (None target = fixed ``p``).
         kimg, tick_kimg, snap: training length, tick length (kimg) and snapshot period (ticks).
         G_init_kwargs, G_class: recorded in checkpoints so the generator can be rebuilt without the config.
-        c_dim: conditioning size (0 = unconditional; conditional training is not wired to labels yet).
+        D_init_kwargs, D_class: the same for the discriminator (what ``reid_gan.gan.embed`` packs).
+        c_dim: conditioning size (0 = unconditional). With ``c_dim > 0`` the loader yields ``(image, label)``
+            (train_gan: one-hot identity labels, ``gan.conditional=true``): D sees the real image's label, and
+            generated images get labels drawn at random from ``label_pool`` (every training image's label, so
+            identities are drawn as often as they occur in the data; NVIDIA's ``gen_c``).
     """
 
     def __init__(self, G: nn.Module, D: nn.Module, G_opt: Callable, D_opt: Callable, batch_size: int,
@@ -68,7 +73,8 @@ class StyleGAN3Module(pl.LightningModule):
                  ada_target: Optional[float] = 0.6, ada_interval: int = 4, ada_kimg: float = 500.0,
                  kimg: float = 5000.0, tick_kimg: float = 4.0, snap: int = 50,
                  G_init_kwargs: Optional[dict] = None, G_class: str = "reid_gan.gan.networks.Generator",
-                 z_dim: Optional[int] = None, c_dim: int = 0):
+                 z_dim: Optional[int] = None, c_dim: int = 0, D_init_kwargs: Optional[dict] = None,
+                 D_class: Optional[str] = None, label_pool: Optional[torch.Tensor] = None):
         super().__init__()
         self.automatic_optimization = False
         self.G, self.D = G, D
@@ -85,8 +91,16 @@ class StyleGAN3Module(pl.LightningModule):
         self.kimg, self.tick_kimg, self.snap = float(kimg), float(tick_kimg), int(snap)
         self.G_init_kwargs = dict(G_init_kwargs or {})
         self.G_class = G_class
+        self.D_init_kwargs = dict(D_init_kwargs) if D_init_kwargs is not None else None
+        self.D_class = D_class
         self.z_dim = int(z_dim if z_dim is not None else getattr(G, "z_dim"))
         self.c_dim = int(c_dim)
+        if self.c_dim > 0:
+            if label_pool is None or label_pool.ndim != 2 or label_pool.shape[1] != self.c_dim:
+                raise ValueError(f"c_dim={self.c_dim}: a label_pool [N, {self.c_dim}] of training labels is needed "
+                                 f"(got {None if label_pool is None else tuple(label_pool.shape)})")
+        self.label_pool = label_pool.float() if label_pool is not None else None
+        self.c_pids: Optional[list[int]] = None  # label index → person id (set by train_gan; saved in checkpoints)
         # Progress (saved in checkpoints).
         self.cur_nimg = 0
         self.cur_tick = 0
@@ -94,6 +108,8 @@ class StyleGAN3Module(pl.LightningModule):
         self.iteration = 0
         self.tick_event: Optional[dict[str, Any]] = None
         self.last_stats: dict[str, float] = {}
+        # Set to {} to accumulate wall seconds per phase of training_step (benchmarks/gan_train.py --profile).
+        self.phase_seconds: Optional[dict[str, float]] = None
 
     # -- optimisers ----------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -119,8 +135,12 @@ class StyleGAN3Module(pl.LightningModule):
     def done(self) -> bool:
         return self.cur_nimg >= self.kimg * 1000
 
-    def _c(self, n: int) -> torch.Tensor:
-        return torch.zeros(n, self.c_dim, device=self.device)
+    def _c(self, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Labels for ``n`` generated images: empty when unconditional, else rows drawn from ``label_pool``."""
+        if self.c_dim == 0:
+            return torch.zeros(n, 0, device=self.device)
+        idx = torch.randint(0, self.label_pool.shape[0], (n,), generator=generator)
+        return self.label_pool[idx].to(self.device)
 
     @staticmethod
     def _sanitise(module: nn.Module) -> None:
@@ -137,51 +157,73 @@ class StyleGAN3Module(pl.LightningModule):
             b_ema.copy_(b.detach())
         return beta
 
+    @contextlib.contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        if self.phase_seconds is None:
+            yield
+            return
+        t0 = time.perf_counter()
+        yield
+        self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + time.perf_counter() - t0
+
     # -- one iteration -------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
-        real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        if isinstance(batch, (list, tuple)):
+            real, real_c = batch[0], (batch[1] if len(batch) > 1 else None)
+        else:
+            real, real_c = batch, None
         real = real.to(self.device, torch.float32)
         n = real.shape[0]
-        c = self._c(n)
+        if self.c_dim > 0:
+            if real_c is None:
+                raise ValueError(f"this module is conditional (c_dim={self.c_dim}): batches must be (image, label)")
+            real_c = real_c.to(self.device, torch.float32)
+        else:
+            real_c = torch.zeros(n, 0, device=self.device)
         opt_g, opt_d = self.optimizers()
 
         # Gboth: non-saturating G loss.
-        self.G.requires_grad_(True)
-        self.D.requires_grad_(False)
-        z = torch.randn(n, self.z_dim, device=self.device)
-        loss_g = self.loss.generator_loss(z, c, self.cur_nimg)
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(loss_g)
-        self._sanitise(self.G)
-        opt_g.step()
-        self.G.requires_grad_(False)
+        with self._phase("G"):
+            self.G.requires_grad_(True)
+            self.D.requires_grad_(False)
+            z = torch.randn(n, self.z_dim, device=self.device)
+            loss_g = self.loss.generator_loss(z, self._c(n), self.cur_nimg)
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(loss_g)
+            self._sanitise(self.G)
+            opt_g.step()
+            self.G.requires_grad_(False)
 
         # Dmain: logistic loss on fakes and reals.
-        self.D.requires_grad_(True)
-        z = torch.randn(n, self.z_dim, device=self.device)
-        loss_d, real_logits = self.loss.discriminator_loss(real, c, z, c, self.cur_nimg)
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(loss_d)
-        self._sanitise(self.D)
-        opt_d.step()
+        with self._phase("D"):
+            self.D.requires_grad_(True)
+            z = torch.randn(n, self.z_dim, device=self.device)
+            loss_d, real_logits = self.loss.discriminator_loss(real, real_c, z, self._c(n), self.cur_nimg)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(loss_d)
+            self._sanitise(self.D)
+            opt_d.step()
         if self.ada is not None:
             self.ada.accumulate(real_logits)
 
         # Dreg: lazy R1, weighted by the interval.
         r1 = None
         if self.r1_gamma > 0 and self.r1_interval > 0 and self.iteration % self.r1_interval == 0:
-            loss_r1, r1 = self.loss.r1_loss(real, c, self.cur_nimg)
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(loss_r1 * self.r1_interval)
-            self._sanitise(self.D)
-            opt_d.step()
+            with self._phase("R1"):
+                loss_r1, r1 = self.loss.r1_loss(real, real_c, self.cur_nimg)
+                opt_d.zero_grad(set_to_none=True)
+                self.manual_backward(loss_r1 * self.r1_interval)
+                self._sanitise(self.D)
+                opt_d.step()
         self.D.requires_grad_(False)
 
         # G_ema, counters, ADA.
-        self.update_ema()
+        with self._phase("EMA"):
+            self.update_ema()
         self.cur_nimg += n
         if self.ada is not None:
-            self.ada.step(self.iteration, n)
+            with self._phase("ADA p update"):
+                self.ada.step(self.iteration, n)
         self.iteration += 1
 
         stats = {"train/loss_G": float(loss_g.detach()), "train/loss_D": float(loss_d.detach()),
@@ -211,6 +253,7 @@ class StyleGAN3Module(pl.LightningModule):
             "cur_nimg": int(self.cur_nimg), "cur_tick": int(self.cur_tick),
             "tick_start_nimg": int(self.tick_start_nimg), "iteration": int(self.iteration),
             "G_init_kwargs": self.G_init_kwargs, "G_class": self.G_class,
+            "D_init_kwargs": self.D_init_kwargs, "D_class": self.D_class, "c_pids": self.c_pids,
             "ada_sum": float(self.ada._sum) if self.ada else 0.0, "ada_count": int(self.ada._count) if self.ada else 0,
         }
 
@@ -223,11 +266,15 @@ class StyleGAN3Module(pl.LightningModule):
         if self.ada is not None:
             self.ada._sum, self.ada._count = float(g.get("ada_sum", 0.0)), int(g.get("ada_count", 0))
 
-    def generate(self, z: torch.Tensor, use_ema: bool = True, truncation_psi: float = 1.0) -> torch.Tensor:
-        """Images [N, C, H, W] in about [-1, 1] from latents ``z`` (eval, no grad)."""
+    def generate(self, z: torch.Tensor, use_ema: bool = True, truncation_psi: float = 1.0,
+                 c: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Images [N, C, H, W] in about [-1, 1] from latents ``z`` (eval, no grad); ``c``: labels [N, c_dim]
+        (a conditional module without ``c`` draws them from ``label_pool``)."""
         G = self.G_ema if use_ema else self.G
         with torch.no_grad():
-            c = torch.zeros(z.shape[0], self.c_dim, device=z.device)
+            if c is None:
+                c = self._c(z.shape[0]) if self.c_dim else torch.zeros(z.shape[0], 0, device=z.device)
+            c = c.to(z.device)
             ws = G.mapping(z, c, truncation_psi=truncation_psi)
             return G.synthesis(ws, noise_mode="const")
 
