@@ -3,7 +3,7 @@
 Renders NEW people with the embedded renderer under another seed (so they are not the dataset's
 identities) and writes them in the generated-set format: ``bounding_box_train/PPPPP_c7s1_FFFFFF_00.jpg``
 with pids from 10000 and ``manifest.jsonl`` (``method: "standin_render"``, ``source: "seed"``). These are
-rendered people, not GAN output: use them to exercise ``aug=persons`` and the sweep/report machinery,
+rendered people, not GAN output: use them to exercise ``aug.persons=N`` and the sweep/report machinery,
 not to answer the thesis's question.
 
     python experiments/standin_generated_set.py OUT --persons 40 --images-per-person 8

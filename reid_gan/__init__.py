@@ -5,3 +5,24 @@ See DESIGN in the README for the stage graph.
 """
 
 __version__ = "0.1.0"
+
+
+def _launch_dir() -> str:
+    from reid_gan.config import launch_dir
+
+    return launch_dir()
+
+
+def _register_resolvers() -> None:
+    """``${launch_dir:}`` (behind ``paths.root_dir``, see :func:`reid_gan.config.launch_dir`) must exist
+    wherever a config is resolved, also in a joblib or submitit worker that only unpickles a job: any
+    import from the package registers it (omegaconf only; hydra is imported when it resolves)."""
+    try:
+        from omegaconf import OmegaConf
+    except ImportError:  # pragma: no cover - the package's own dependency
+        return
+    if not OmegaConf.has_resolver("launch_dir"):
+        OmegaConf.register_new_resolver("launch_dir", _launch_dir)
+
+
+_register_resolvers()

@@ -31,6 +31,7 @@ from reid_gan.utils.artifacts import (
     is_complete,
     mark_complete,
     read_complete,
+    write_latest,
 )
 from reid_gan.utils.io import atomic_write_json
 from reid_gan.utils.logging import get_logger
@@ -254,8 +255,7 @@ def pipeline(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                 continue
             for seed in sweep.seeds:
                 seed = int(seed)
-                aug = (["aug=none"] if n == 0 else
-                       ["aug=persons", f"aug.persons={n}", f"aug.source={kept_dir}"])
+                aug = [] if n == 0 else [f"aug.persons={n}", f"aug.source={kept_dir}"]  # 0: the baseline
                 key, out, info = p.run(StageRun(
                     "train", f"train", TRAIN_FIELDS, [data_key, *(upstream_aug if n else [])],
                     overrides=[*data_ovr, *aug, f"seed={seed}"], inputs=[*data_in, *(aug_in if n else [])]))
@@ -268,6 +268,12 @@ def pipeline(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         index["report"] = str(_report(p, cfg, index))
     study = Path(cfg.paths.output_dir)
     atomic_write_json(study / "study.json", index)
+    # the stable pointer to this (now newest) complete study: aug.source=null finds its kept set
+    latest = write_latest(p.artifacts, {"study_dir": str(study), "kept": index["kept"], "generated": index["generated"],
+                                        "gan": index["gan"], "data": data_ovr, "report": index.get("report"),
+                                        "stages": {**{s["stage"]: s["dir"] for s in p.index if s["stage"] != "train"},
+                                                   "train": [s["dir"] for s in p.index if s["stage"] == "train"]}})
+    log.info("[pipeline] newest study: %s", latest)
     metrics = {f"persons_{r['persons']}/seed_{r['seed']}/{k}": v for r in runs for k, v in r.items()
                if k.startswith("val/")}
     return metrics, {"index": index, "study_dir": str(study)}

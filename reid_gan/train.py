@@ -1,4 +1,4 @@
-"""Re-ID training stage: ``python -m reid_gan.train [reid=resnet18] [aug=persons aug.persons=40] ...``.
+"""Re-ID training stage: ``python -m reid_gan.train [reid=resnet50] [aug.persons=40] ...``.
 
 Trains the re-ID network with cross-entropy on the training split (+ generated images, ``aug``),
 evaluates on query/gallery (Market-1501 protocol) every ``reid.val_every_n_epochs`` and after training,
@@ -91,18 +91,30 @@ def plain_config(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
-def _sweep_group(cfg: DictConfig) -> str | None:
-    """A W&B group for the jobs of one multirun: the sweep folder's name."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
+def study_point(cfg: DictConfig, source: str | None) -> dict[str, Any]:
+    """The resolved choices that decide a run's result, as flat keys: logged in one line at start, sent
+    to the loggers as plain config keys (W&B's table and parallel-coordinates views compare sweep points by
+    them) and written to metrics.json."""
+    from reid_gan.config.reid import aug_arm
 
-        hc = HydraConfig.get()
-        if hc.mode == RunMode.MULTIRUN:
-            return f"{cfg.task_name}-{Path(hc.sweep.dir).name}"
-    except Exception:  # noqa: BLE001 - not under Hydra (tests), no group
-        return None
-    return None
+    arm = aug_arm(cfg.aug.persons, cfg.aug.images_per_person)
+    h = int(cfg.reid.height or cfg.data.height)
+    w = int(cfg.reid.width or cfg.data.width)
+    return {"arch": str(cfg.reid.net.arch), "input_size": f"{h}x{w}", "epochs": int(cfg.reid.max_epochs),
+            "pretrained": bool(cfg.reid.get("pretrained")), "aug.arm": arm,
+            "aug.persons": int(cfg.aug.persons or 0), "aug.images_per_person": int(cfg.aug.images_per_person or 0),
+            "aug.label": str(cfg.aug.label), "aug.source": source, "seed": int(cfg.seed),
+            "data": f"{cfg.data.name}:{cfg.data.root}"}
+
+
+def _start_line(point: dict[str, Any]) -> str:
+    arm = point["aug.arm"]
+    n = (f" N={point['aug.persons']}" + (" (the baseline)" if point["aug.persons"] == 0 else "") if arm == "persons" else
+         f" K={point['aug.images_per_person']}" if arm == "real_variants" else "")
+    label = f" label={point['aug.label']}" if arm != "none" else ""
+    return (f"train: {point['arch']} {'pretrained' if point['pretrained'] else 'from scratch'} at "
+            f"{point['input_size']}, {point['epochs']} epochs | aug={arm}{n}{label} source={point['aug.source']} | "
+            f"seed={point['seed']} | data={point['data']}")
 
 
 def _loggers(cfg: DictConfig) -> list[Any]:
@@ -110,7 +122,9 @@ def _loggers(cfg: DictConfig) -> list[Any]:
 
     lcfg = cfg.get("logger")
     if lcfg and lcfg.get("wandb") and "wandb_group" not in cfg:
-        group = _sweep_group(cfg)
+        from reid_gan.utils.sweep import wandb_group
+
+        group = wandb_group(str(cfg.task_name))
         if group:
             lcfg = OmegaConf.create(OmegaConf.to_container(lcfg, resolve=True))
             lcfg.wandb.group = group
@@ -140,15 +154,19 @@ def _uses_gpu(trainer_cfg: Any) -> bool:
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     import pytorch_lightning as pl
 
-    from reid_gan.reid.augment import apply_augmentation
+    from reid_gan.reid.augment import apply_augmentation, resolve_source
     from reid_gan.reid.module import ReIDModule
     from reid_gan.utils.instantiate import instantiate_callbacks, log_hyperparameters
     from reid_gan.utils.io import atomic_write_json
 
+    source = resolve_source(cfg.aug, cfg.paths.artifacts)
+    point = study_point(cfg, source)
+    log.info(_start_line(point))
     pl.seed_everything(int(cfg.seed), workers=True)
     out_dir = Path(str(cfg.paths.output_dir))
     dm = build_datamodule(cfg)
-    aug = apply_augmentation(dm, cfg.aug)  # checks the generated set before any training
+    aug = apply_augmentation(dm, {**OmegaConf.to_container(cfg.aug, resolve=True), "source": source},
+                             cfg.paths.artifacts)  # checks the generated set before any training
     num_real = int(dm.dataset.num_train_pids)
     lsro = aug.label == "lsro" and aug.images > 0
     num_classes = num_real if lsro else int(dm.num_classes)
@@ -176,7 +194,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                                       enable_checkpointing=ckpt_cb is not None)
     extra = {"model/params": sum(p.numel() for p in net.parameters()), "train/num_classes": num_classes,
              "train/num_images": len(dm.train_items), **aug.as_dict()}
-    log_hyperparameters(loggers, OmegaConf.create(plain_config(cfg)), extra)
+    # the study point as plain top-level keys; the rest of the config nested (its aug node is in the point)
+    hp = {k: v for k, v in plain_config(cfg).items() if k not in ("aug", "seed")}
+    log_hyperparameters(loggers, OmegaConf.create(hp), {**point, **extra})
 
     val_loader = eval_loader(dm)
     trainer.fit(model, train_dataloaders=dm.train_dataloader(), val_dataloaders=val_loader,
@@ -199,7 +219,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             overrides = list(HydraConfig.get().overrides.task)
         except Exception:  # noqa: BLE001
             pass
-        record = {"metrics": metrics, "overrides": overrides, "config": plain_config(cfg)}
+        record = {"metrics": metrics, "point": point, "overrides": overrides, "config": plain_config(cfg)}
         atomic_write_json(out_dir / "metrics.json", record)
         fig = _save_ranked(cfg, model, dm, out_dir)
         if fig is not None:

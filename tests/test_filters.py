@@ -350,7 +350,9 @@ def test_default_hog_chain_separates_dataset_persons_from_noise_and_background(t
         lines.append({"file": f"bounding_box_train/{name}", "pid": 20000 + k, "method": "base", "kind": "other"})
     (tmp_path / "gen" / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
 
-    cfg = compose_stage("filter", tmp_path, [f"filter.source={tmp_path / 'gen'}", "filter.progress=false"])
+    # experiment=quickstart: the default chain (the smoke preset opens the detector for its noise generator)
+    cfg = compose_stage("filter", tmp_path, ["experiment=quickstart", f"filter.source={tmp_path / 'gen'}",
+                                             "filter.progress=false"])
     assert cfg.filter.detector._target_ == "reid_gan.filters.hog.HOGDetector"  # the default
     m, o = run_filter(cfg)
     recs = o["result"].records()
@@ -362,8 +364,8 @@ def test_default_hog_chain_separates_dataset_persons_from_noise_and_background(t
 
 
 def test_stage_reads_what_the_generate_stage_writes(tmp_path):
-    """generate (smoke: a tiny randomly initialised Generator) → filter (smoke defaults: HOG + SSIM), through
-    the configs."""
+    """generate (smoke: a tiny randomly initialised Generator) → filter (smoke: HOG opened to 0, SSIM 0.75),
+    through the configs."""
     from reid_gan.filter import filter as run_filter
     from reid_gan.generate import generate
 

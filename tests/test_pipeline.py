@@ -82,3 +82,19 @@ def test_results_notebook_executes_on_the_study(study):
         os.environ.pop("REID_GAN_STUDY", None)
     outputs = "".join(str(o) for c in nb.cells for o in c.get("outputs", []))
     assert "val/mAP" in outputs
+
+
+def test_the_finished_study_is_the_default_aug_source(study):
+    """The pipeline points artifacts/latest.json at the study's kept set, and `aug.persons=N` with no
+    aug.source finds it (at 961d352 the default, artifacts/filter/kept, was a folder nothing writes)."""
+    from reid_gan.reid.augment import resolve_source
+    from reid_gan.utils.artifacts import read_latest
+
+    tmp, _, index = study
+    flt = next(s for s in index["stages"] if s["stage"] == "filter")
+    latest = read_latest(tmp / "artifacts")
+    assert latest["kept"] == str(Path(flt["dir"]) / "kept") == index["kept"]
+    assert latest["stages"]["filter"] == flt["dir"] and latest["study_dir"] in (str(tmp / "run1"), str(tmp / "run2"),
+                                                                                str(tmp / "run3"))
+    cfg = compose_stage("train", tmp, ["aug.persons=2"])
+    assert resolve_source(cfg.aug, cfg.paths.artifacts) == index["kept"]

@@ -92,7 +92,7 @@ def test_schema_rejects_bad_values(tmp_path):
     cfg = compose_stage("train", tmp_path, ["reid.label_smoothing=1.5"])
     with pytest.raises(ConfigError, match=r"reid\.label_smoothing"):
         validate_config(cfg)
-    cfg = compose_stage("train", tmp_path, ["aug=persons", "aug.persons=-1"])
+    cfg = compose_stage("train", tmp_path, ["aug.persons=-1"])
     with pytest.raises(ConfigError, match=r"aug\.persons"):
         validate_config(cfg)
     cfg = compose_stage("train", tmp_path, ["aug.label=soft"])
@@ -137,19 +137,19 @@ def test_aug_validation_names_both_numbers(smoke_root, gen_sets):
     persons, variants = gen_sets
     real = set(ds.train_orig_pids)
     with pytest.raises(AugError, match=r"aug\.persons=9 but aug\.source=.* holds only 4 synthetic persons"):
-        select_samples({"name": "persons", "source": str(persons), "persons": 9}, real)
+        select_samples({"source": str(persons), "persons": 9}, real)
     with pytest.raises(AugError, match=r"aug\.images_per_person=5 but .* holds only 2 variants"):
-        select_samples({"name": "real_variants", "source": str(variants), "images_per_person": 5}, real)
+        select_samples({"source": str(variants), "images_per_person": 5}, real)
     with pytest.raises(AugError, match="folder not found"):
-        select_samples({"name": "persons", "source": str(persons) + "_missing", "persons": 1}, real)
-    samples, info, _ = select_samples({"name": "persons", "source": str(persons), "persons": 2}, real)
+        select_samples({"source": str(persons) + "_missing", "persons": 1}, real)
+    samples, info, _ = select_samples({"source": str(persons), "persons": 2}, real)
     assert info.persons == 2 and info.images == 6 and {s.pid for s in samples} == {10000, 10001}
 
 
 def test_aug_persons_new_class_and_lsro(smoke_root, gen_sets, tmp_path):
     tmp, ds = smoke_root
     persons, _ = gen_sets
-    base = [f"paths.root_dir={tmp}", "aug=persons", f"aug.source={persons}", "aug.persons=3", *SMOKE_FAST]
+    base = [f"paths.root_dir={tmp}", f"aug.source={persons}", "aug.persons=3", *SMOKE_FAST]
     m, objs = _train(tmp_path / "a", base)
     n_real = ds.num_train_pids
     assert m["train/num_classes"] == n_real + 3 and m["aug/images"] == 9
@@ -169,7 +169,7 @@ def test_aug_persons_new_class_and_lsro(smoke_root, gen_sets, tmp_path):
 def test_aug_real_variants(smoke_root, gen_sets, tmp_path):
     tmp, ds = smoke_root
     _, variants = gen_sets
-    m, objs = _train(tmp_path, [f"paths.root_dir={tmp}", "aug=real_variants", f"aug.source={variants}",
+    m, objs = _train(tmp_path, [f"paths.root_dir={tmp}", f"aug.source={variants}",
                                 "aug.images_per_person=1", *SMOKE_FAST])
     assert m["train/num_classes"] == ds.num_train_pids
     assert m["aug/images"] == ds.num_train_pids and m["train/num_images"] == len(ds.train) + ds.num_train_pids
@@ -238,7 +238,7 @@ def _run(args, cwd=REPO, timeout=600):
 
 
 def _sweep(tmp, gen, sweep_dir, launcher=None):
-    args = ["-m", "reid_gan.train", "experiment=smoke", f"paths.root_dir={tmp}", "aug=persons", f"aug.source={gen}",
+    args = ["-m", "reid_gan.train", "experiment=smoke", f"paths.root_dir={tmp}", f"aug.source={gen}",
             "aug.persons=1,3", "seed=1,2", "print_config=false", *SMOKE_FAST, f"hydra.sweep.dir={sweep_dir}", "-m"]
     if launcher:
         args.insert(-1, f"hydra/launcher={launcher}")

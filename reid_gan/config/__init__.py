@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -42,11 +43,34 @@ def check(condition: bool, key: str, message: str, value: Any = None) -> None:
         raise ConfigError(f"{key}: {message}{got}")
 
 
+def launch_dir() -> str:
+    """The folder the command was started from (the ``${launch_dir:}`` resolver behind ``paths.root_dir``).
+
+    Inside a job this is Hydra's ``runtime.cwd`` (also on a submitit worker, whose config travels with
+    the job). Before Hydra has set its config, which is when a multirun launcher resolves
+    ``hydra.sweep.dir``, and outside Hydra (the compose API), it is the process's working folder: the
+    same folder, since the launcher runs in the process the user started. ``${hydra:runtime.cwd}`` would
+    fail there ("HydraConfig was not set").
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.cwd)
+    return os.getcwd()
+
+
+def register_resolvers() -> None:
+    """OmegaConf resolvers the config tree uses (idempotent)."""
+    if not OmegaConf.has_resolver("launch_dir"):
+        OmegaConf.register_new_resolver("launch_dir", launch_dir)
+
+
 def register_configs() -> None:
     """Store every schema in Hydra's ConfigStore (idempotent; must run before composing)."""
     global _registered
     if _registered:
         return
+    register_resolvers()
     cs = ConfigStore.instance()
     for name in SCHEMA_MODULES:
         importlib.import_module(name).register(cs)

@@ -17,7 +17,7 @@ class PathsSchema:
     log_dir: str = "${paths.root_dir}/logs"
     artifacts: str = "${paths.root_dir}/artifacts"
     output_dir: str = "${hydra:runtime.output_dir}"
-    work_dir: str = "${hydra:runtime.cwd}"
+    work_dir: str = "${launch_dir:}"
     # Local pretrained files; null → the stage's named substitute runs and the log says so.
     weights_dir: str = "${paths.root_dir}/weights"
 

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
-from reid_gan.config import check
+from reid_gan.config import ConfigError, check
 
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")
 
@@ -49,31 +49,44 @@ class ReIDSchema:
             check(0.0 <= float(dr) < 1.0, "net.dropout", "must be in [0, 1)", dr)
 
 
+AUG_ARMS = ("none", "persons", "real_variants")
+
+
+def aug_arm(persons: Any, images_per_person: Any) -> str:
+    """The augmentation arm the two numbers select: ``persons`` (``aug.persons=N``; N = 0 adds nothing),
+    ``real_variants`` (``aug.images_per_person=K``) or ``none`` (neither given: the baseline)."""
+    if persons is not None and images_per_person is not None:
+        raise ConfigError(f"aug.persons={persons} and aug.images_per_person={images_per_person}: give one of them "
+                          "(aug.persons=N adds N synthetic persons; aug.images_per_person=K adds K generated "
+                          "variants of each real person)")
+    if persons is not None:
+        return "persons"
+    if images_per_person is not None:
+        return "real_variants"
+    return "none"
+
+
 @dataclass
 class AugSchema:
-    # none | persons | real_variants
-    name: str = "none"
-    # a generated (kept) set in Market layout: bounding_box_train/ + manifest.jsonl
-    source: Optional[str] = None
-    # aug=persons: number of synthetic persons to add
+    # synthetic persons to add (the persons arm; 0 = the baseline)
     persons: Optional[int] = None
-    # aug=real_variants: generated images added per real identity
+    # generated variants to add per real identity (the real-variants arm)
     images_per_person: Optional[int] = None
+    # a kept generated set in Market layout (bounding_box_train/ + manifest.jsonl); null → the kept set of
+    # the newest complete study (paths.artifacts/latest.json)
+    source: Optional[str] = None
     # new_class (the thesis) | lsro
     label: str = "new_class"
 
     def __post_init__(self) -> None:
-        check(self.name in ("none", "persons", "real_variants"), "name", "must be none, persons or real_variants",
-              self.name)
         check(self.label in ("new_class", "lsro"), "label", "must be new_class or lsro", self.label)
-        if self.name == "persons":
-            check(self.persons is not None and self.persons >= 0, "persons", "must be >= 0 with aug=persons",
-                  self.persons)
-            check(bool(self.source), "source", "aug=persons needs a generated set folder", self.source)
-        if self.name == "real_variants":
-            check(self.images_per_person is not None and self.images_per_person >= 0, "images_per_person",
-                  "must be >= 0 with aug=real_variants", self.images_per_person)
-            check(bool(self.source), "source", "aug=real_variants needs a generated set folder", self.source)
+        check(self.persons is None or self.persons >= 0, "persons", "must be >= 0 (0 = the baseline)", self.persons)
+        check(self.images_per_person is None or self.images_per_person >= 0, "images_per_person", "must be >= 0",
+              self.images_per_person)
+        try:
+            aug_arm(self.persons, self.images_per_person)
+        except ConfigError as e:
+            raise ConfigError(str(e).removeprefix("aug.")) from None
 
 
 def register(cs: ConfigStore) -> None:

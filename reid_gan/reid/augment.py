@@ -1,11 +1,14 @@
 """The ``aug`` group: generated images added to the re-ID training set (never to query/gallery).
 
-* ``aug=none``: the real training set only (the thesis's baseline).
-* ``aug=persons``, ``aug.persons=N``: the first ``N`` synthetic persons (pids >= 10000, ascending) of a
-  kept generated set (``aug.source``), all their images.
-* ``aug=real_variants``, ``aug.images_per_person=K``: ``K`` generated images of each real training
-  identity found in the set (images carry the real pid; the first ``K`` by file name), labelled as
-  that identity.
+The arm follows from which number is given (:func:`reid_gan.config.reid.aug_arm`; both is an error):
+
+* neither (or ``aug.persons=0``): the real training set only (the thesis's baseline).
+* ``aug.persons=N``: the first ``N`` synthetic persons (pids >= 10000, ascending) of a kept generated set
+  (``aug.source``), all their images.
+* ``aug.images_per_person=K``: ``K`` generated images of each real training identity found in the set
+  (images carry the real pid; the first ``K`` by file name), labelled as that identity.
+* ``aug.source``: null → the kept set of the newest complete study under ``paths.artifacts`` (the pointer
+  the pipeline writes, :func:`reid_gan.utils.artifacts.read_latest`).
 * ``aug.label``: ``new_class`` (each synthetic person is a new class; the thesis) or ``lsro`` (a uniform
   target over the real classes, Zheng et al. 2017): the classifier then has only the real classes.
 
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reid_gan.config.reid import aug_arm
 from reid_gan.data.generated import SYNTHETIC_PID_START
 from reid_gan.data.leakage import manifest_source_pids
 from reid_gan.data.market1501 import DatasetError, FolderDataset, Sample
@@ -27,7 +31,7 @@ from reid_gan.utils.logging import get_logger
 
 log = get_logger(__name__)
 
-__all__ = ["AugError", "AugInfo", "apply_augmentation", "SYNTHETIC_PID_START"]
+__all__ = ["AugError", "AugInfo", "apply_augmentation", "resolve_source", "SYNTHETIC_PID_START"]
 
 
 class AugError(ValueError):
@@ -52,6 +56,35 @@ def _get(cfg: Any, key: str, default: Any = None) -> Any:
     return cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
 
 
+def resolve_source(cfg: Any, artifacts: str | Path | None) -> str | None:
+    """``aug.source``, or (null) the kept set of the newest complete study under ``artifacts``; ``None``
+    when the arm adds nothing (the baseline needs no generated set)."""
+    arm = aug_arm(_get(cfg, "persons"), _get(cfg, "images_per_person"))
+    n = _get(cfg, "persons") if arm == "persons" else _get(cfg, "images_per_person")
+    source = _get(cfg, "source")
+    if source:
+        return str(source)
+    if arm == "none" or not n:
+        return None
+    from reid_gan.utils.artifacts import LATEST, read_latest
+
+    key = "kept" if arm == "persons" else "kept_variants"
+    latest = read_latest(artifacts) if artifacts is not None else None
+    if latest is None or not latest.get(key):
+        what = f"aug.persons={n}" if arm == "persons" else f"aug.images_per_person={n}"
+        where = f"{artifacts}/{LATEST}" if artifacts is not None else "paths.artifacts"
+        if latest is None:
+            why = f"there is no complete study under paths.artifacts ({where} not found)"
+        else:
+            why = f"the newest study ({where}) has no {'kept set' if arm == 'persons' else 'kept variants set'}"
+        raise AugError(f"{what} needs a generated set and aug.source is not set: {why}. Run the pipeline first "
+                       f"(python -m reid_gan.pipeline) or give aug.source=DIR (a kept set: bounding_box_train/ + "
+                       f"manifest.jsonl)")
+    log.info("aug.source not set: the %s of the newest study (%s, finished %s): %s", key.replace("_", " "),
+             latest.get("study_dir"), latest.get("finished_at"), latest[key])
+    return str(latest[key])
+
+
 def _load_set(source: str) -> FolderDataset:
     root = Path(str(source))
     if not root.is_dir():
@@ -65,12 +98,16 @@ def _load_set(source: str) -> FolderDataset:
 
 def select_samples(cfg: Any, real_train_pids: set[int]) -> tuple[list[Sample], AugInfo, FolderDataset | None]:
     """The generated samples the ``aug`` config asks for (original pids), checked against the set."""
-    name = str(_get(cfg, "name", "none"))
+    name = aug_arm(_get(cfg, "persons"), _get(cfg, "images_per_person"))
     label = str(_get(cfg, "label", "new_class"))
     info = AugInfo(name=name, label=label)
-    if name == "none":
+    n = _get(cfg, "persons") if name == "persons" else _get(cfg, "images_per_person")
+    if name == "none" or not n:  # nothing to add: the baseline (no generated set needed)
+        info.source = str(_get(cfg, "source")) if _get(cfg, "source") else None
         return [], info, None
     source = _get(cfg, "source")
+    if not source:
+        raise AugError("aug.source: no generated set given (resolve it with resolve_source first)")
     info.source = str(source)
     ds = _load_set(source)
     by_pid: dict[int, list[Sample]] = defaultdict(list)
@@ -92,8 +129,8 @@ def select_samples(cfg: Any, real_train_pids: set[int]) -> tuple[list[Sample], A
         k = int(_get(cfg, "images_per_person"))
         real = sorted(p for p in by_pid if p < SYNTHETIC_PID_START)
         if not real:
-            raise AugError(f"aug=real_variants but aug.source={source} holds no image of a real person "
-                           f"(all pids >= {SYNTHETIC_PID_START}); use aug=persons for synthetic persons")
+            raise AugError(f"aug.images_per_person={k} but aug.source={source} holds no image of a real person "
+                           f"(all pids >= {SYNTHETIC_PID_START}); use aug.persons=N for synthetic persons")
         unknown = [p for p in real if p not in real_train_pids]
         if unknown:
             raise AugError(f"aug.source={source} has variants of {len(unknown)} persons that are not real training "
@@ -116,14 +153,17 @@ def select_samples(cfg: Any, real_train_pids: set[int]) -> tuple[list[Sample], A
     return samples, info, ds
 
 
-def apply_augmentation(dm: Any, cfg: Any) -> AugInfo:
-    """Add the selected generated images to the DataModule's training split (checked first)."""
+def apply_augmentation(dm: Any, cfg: Any, artifacts: str | Path | None = None) -> AugInfo:
+    """Add the selected generated images to the DataModule's training split (checked first).
+    ``artifacts``: where to find the newest study when ``aug.source`` is null."""
+    cfg = {k: _get(cfg, k) for k in ("persons", "images_per_person", "label", "source")}
+    cfg["source"] = resolve_source(cfg, artifacts)
     dm.setup()
     real_pids = set(int(p) for p in dm.dataset.train_orig_pids)
     samples, info, ds = select_samples(cfg, real_pids)
     if info.name == "none" or not samples:
         if info.name != "none":
-            log.info("aug=%s with 0 images: training on the real set only", info.name)
+            log.info("aug arm %s with 0 images: training on the real set only (the baseline)", info.name)
         return info
     if info.name == "real_variants" and info.label == "new_class":
         mode = "real"  # a variant is labelled as the real identity it shows

@@ -3,8 +3,9 @@
 A sweep folder is a Hydra multirun of ``reid_gan.train``: one subfolder per job, each with the
 ``metrics.json`` the train stage writes (metrics + the job's full config). Jobs are grouped by the
 augmentation setting (``aug.name`` and ``aug.persons`` / ``aug.images_per_person``, ``aug.label``) and the
-metrics are reported as mean ± sample standard deviation over the seeds of a group. A job folder without
-``metrics.json`` (a failed job) is listed in the log and left out.
+metrics are reported as mean ± sample standard deviation over the seeds of a group. A failed job (its
+folder holds ``FAILED.json``, :mod:`reid_gan.utils.sweep`) is listed as failed with its reason, in the log
+and in the report; a job folder with neither file is listed as unfinished.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import pandas as pd
 
 from reid_gan.utils.io import atomic_path, atomic_write_text
 from reid_gan.utils.logging import get_logger
+from reid_gan.utils.sweep import FAILED, job_status
 
 log = get_logger(__name__)
 
-__all__ = ["collect_runs", "summarise", "write_sweep_report", "METRICS"]
+__all__ = ["collect_failed", "collect_runs", "summarise", "write_sweep_report", "METRICS"]
 
 METRICS = [("val/rank1", "Rank@1"), ("val/rank5", "Rank@5"), ("val/rank10", "Rank@10"), ("val/mAP", "mAP")]
 
@@ -46,27 +48,37 @@ def collect_runs(sweep_dir: str | Path) -> pd.DataFrame:
         m, cfg = rec.get("metrics", {}), rec.get("config", {})
         if "val/mAP" not in m:
             continue
-        name = _sel(cfg, "aug.name", m.get("aug/name", "none"))
+        name = m.get("aug/name", _sel(cfg, "aug.name", "none"))
         if name == "persons":
-            x = _sel(cfg, "aug.persons", m.get("aug/persons", 0))
+            x = m.get("aug/persons", _sel(cfg, "aug.persons", 0))
         elif name == "real_variants":
             x = _sel(cfg, "aug.images_per_person", 0)
         else:
             x = 0
+        if name != "none" and int(m.get("aug/images", 0) or 0) == 0:
+            name, x = "none", 0  # N = 0 (or K = 0) adds nothing: the baseline
         rows.append({"job": str(f.parent.relative_to(root)), "aug": name, "label": _sel(cfg, "aug.label", "new_class"),
                      "x": int(x or 0), "persons": int(m.get("aug/persons", 0) or 0),
                      "images": int(m.get("aug/images", 0) or 0), "train_images": m.get("train/num_images"),
                      "seed": m.get("seed", _sel(cfg, "seed")), **{k: float(m[k]) for k, _ in METRICS if k in m},
                      "val/mINP": m.get("val/mINP")})
-    # job folders of the multirun without metrics (failed or unfinished)
-    done = {r["job"] for r in rows}
-    missing = [p.name for p in sorted(root.iterdir()) if p.is_dir() and p.name.isdigit() and p.name not in done]
-    if missing:
-        log.warning("sweep %s: %d job folder(s) without metrics.json (failed or unfinished): %s", root, len(missing),
-                    ", ".join(missing[:10]))
+    failed = collect_failed(root)
+    for f in failed:
+        log.warning("sweep %s: job %s failed: %s: %s", root, f["job"], f["error"], f["reason"])
+    unfinished = [p.name for p in job_status(root)["unfinished"]]
+    if unfinished:
+        log.warning("sweep %s: %d job folder(s) with neither metrics.json nor %s (unfinished): %s", root,
+                    len(unfinished), FAILED, ", ".join(unfinished[:10]))
     if not rows:
-        raise FileNotFoundError(f"sweep_dir={sweep_dir}: no metrics.json of a finished reid_gan.train job found")
+        why = f"; {len(failed)} job(s) failed, e.g. job {failed[0]['job']}: {failed[0]['reason']}" if failed else ""
+        raise FileNotFoundError(f"sweep_dir={sweep_dir}: no metrics.json of a finished reid_gan.train job found{why}")
     return pd.DataFrame(rows).sort_values(["aug", "label", "x", "seed"]).reset_index(drop=True)
+
+
+def collect_failed(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """The failed jobs of a sweep: job number, overrides, error type and reason (from FAILED.json)."""
+    return [{"job": f["job"], "overrides": " ".join(f["overrides"]), "error": f["error"], "reason": f["reason"]}
+            for f in job_status(sweep_dir)["failed"]]
 
 
 def _fmt(mean: float, std: float, n: int) -> str:
@@ -135,10 +147,17 @@ def write_sweep_report(sweep_dir: str | Path, report_dir: str | Path | None = No
     out = Path(report_dir) if report_dir else Path(sweep_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
     paths = {"runs_csv": out / "sweep_runs.csv", "table_csv": out / "sweep_table.csv",
-             "table_md": out / "sweep_table.md", "plot_png": out / "sweep_plot.png"}
+             "table_md": out / "sweep_table.md", "plot_png": out / "sweep_plot.png",
+             "failed_csv": out / "sweep_failed.csv"}
     atomic_write_text(paths["runs_csv"], runs.to_csv(index=False))
     atomic_write_text(paths["table_csv"], summary.to_csv(index=False))
+    failed = collect_failed(sweep_dir)
+    atomic_write_text(paths["failed_csv"], pd.DataFrame(failed, columns=["job", "overrides", "error", "reason"])
+                      .to_csv(index=False))
     md = markdown_table(summary)
+    if failed:
+        md += f"\n{len(failed)} job(s) failed (not in the table):\n\n| Job | Overrides | Reason |\n|---|---|---|\n"
+        md += "".join(f"| {f['job']} | `{f['overrides']}` | {f['error']}: {f['reason']} |\n" for f in failed)
     atomic_write_text(paths["table_md"], f"Sweep `{sweep_dir}`: {len(runs)} runs; mean ± std over seeds "
                                          f"(sample std).\n\n{md}")
     plot(summary, paths["plot_png"], title=f"Re-ID sweep ({len(runs)} runs)")

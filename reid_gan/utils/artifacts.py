@@ -72,3 +72,31 @@ def artifact_lock(folder: str | Path, timeout: float = -1) -> Iterator[None]:
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".building.lock", timeout=timeout):
         yield
+
+
+# ------------------------------------------------------------------------------------------------------
+# The newest complete study: a stable pointer that the pipeline rewrites (atomically) at the end of each
+# study, so that a stage run by hand finds that study's artifacts without their keys (aug.source=null).
+
+LATEST = "latest.json"
+
+
+def write_latest(artifacts: str | Path, info: dict[str, Any]) -> Path:
+    """Point ``<artifacts>/latest.json`` at a study that has just finished: ``info`` names each stage's
+    artifact folder (``stages``) and the sets later stages read (``kept``, ``generated``, ...)."""
+    info = dict(info)
+    info.setdefault("finished_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
+    path = Path(artifacts) / LATEST
+    atomic_write_json(path, info)
+    return path
+
+
+def read_latest(artifacts: str | Path) -> dict[str, Any] | None:
+    """The pointer written by :func:`write_latest`, or ``None`` when no study has finished there."""
+    path = Path(artifacts) / LATEST
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not a valid study pointer ({e}); delete it or re-run the pipeline") from None

@@ -46,6 +46,7 @@ def task_wrapper(task_func: TaskFn) -> TaskFn:
     @functools.wraps(task_func)
     def wrap(cfg: DictConfig):
         try:
+            log_start_line(cfg)
             return task_func(cfg)
         except Exception:
             log.exception("Stage %s failed", cfg.get("task_name", "?"))
@@ -57,6 +58,27 @@ def task_wrapper(task_func: TaskFn) -> TaskFn:
             finish_wandb()
 
     return wrap
+
+
+def start_line(cfg: DictConfig) -> str | None:
+    """``<stage>: key=value ...`` for the keys the stage's primary config lists in ``log_at_start``: the
+    resolved choices that decide its result (the train stage logs its own, derived line)."""
+    keys = cfg.get("log_at_start")
+    if not keys:
+        return None
+    parts = []
+    for k in keys:
+        v = OmegaConf.select(cfg, str(k), default=None)
+        if OmegaConf.is_config(v):
+            v = OmegaConf.to_container(v, resolve=True)
+        parts.append(f"{k}={v}")
+    return f"{cfg.get('task_name', '?')}: " + " ".join(parts)
+
+
+def log_start_line(cfg: DictConfig) -> None:
+    line = start_line(cfg)
+    if line:
+        log.info(line)
 
 
 def get_metric_value(metrics: dict[str, Any], name: str | None) -> float | None:
@@ -75,14 +97,25 @@ def run_stage(cfg: DictConfig, task_func: TaskFn) -> float | None:
     """What every stage's ``main`` does. Validates the config before any work (first second)."""
     from reid_gan.config import validate_config
 
+    from reid_gan.utils.sweep import in_multirun, record_failure
+
     configure_environment()
-    validate_config(cfg)
-    if cfg.get("ignore_warnings"):
-        warnings.filterwarnings("ignore")
-    if cfg.get("print_config", True):
-        print_config_tree(cfg)
-    metrics, _ = task_wrapper(task_func)(cfg)
-    return get_metric_value(metrics, cfg.get("optimized_metric"))
+    try:
+        validate_config(cfg)
+        if cfg.get("ignore_warnings"):
+            warnings.filterwarnings("ignore")
+        if cfg.get("print_config", True):
+            print_config_tree(cfg)
+        metrics, _ = task_wrapper(task_func)(cfg)
+        return get_metric_value(metrics, cfg.get("optimized_metric"))
+    except Exception as e:
+        if not in_multirun():
+            raise
+        # A job of a sweep fails alone: the reason goes to FAILED.json in its folder, the other jobs go
+        # on, and the end-of-sweep summary (reid_gan.utils.sweep.SweepSummary) lists it and exits non-zero.
+        where = record_failure(e)
+        log.error("This job failed (%s: %s); the sweep goes on. Reason written to %s", type(e).__name__, e, where)
+        return float("nan")
 
 
 def print_config_tree(cfg: DictConfig) -> None:
