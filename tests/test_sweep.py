@@ -150,6 +150,18 @@ def test_thesis_presets_share_thesis_base_and_thresholds_are_stated_once():
     assert "threshold: 0.6" in flt and "threshold: 0.75" in flt
 
 
+def test_every_stage_declares_its_start_line():
+    """Each stage logs the resolved choices that decide its result in one line at start: the keys its
+    primary config lists in log_at_start (train logs its own derived line, tested above and below)."""
+    import yaml
+
+    for p in sorted(CONF_DIR.glob("*.yaml")):
+        if p.stem in ("common", "train"):
+            continue
+        keys = yaml.safe_load(p.read_text()).get("log_at_start")
+        assert keys and all(isinstance(k, str) for k in keys), p.name
+
+
 # --------------------------------------------------------- defect 3: aug.persons=N alone adds N persons
 @pytest.fixture(scope="module")
 def smoke_set(tmp_path_factory):
@@ -216,6 +228,7 @@ def test_sweep_from_a_fresh_folder_failed_job_report_and_wandb(smoke_set):
     assert "Sweep finished: 2 jobs" in out and "1 finished, 1 failed" in out, out[-3000:]
     assert f"aug.persons=5 but aug.source={kept} holds only 2 synthetic persons" in out
     assert f"wandb sync {sweep}/*/wandb/offline-run-*" in out
+    assert "train: resnet18 from scratch at 64x32, 1 epochs | aug=persons N=1 label=new_class source=" in out
     rec = json.loads((sweep / "0" / "metrics.json").read_text())
     assert rec["metrics"]["aug/persons"] == 1 and rec["point"]["aug.persons"] == 1
     failed = json.loads((sweep / "1" / "FAILED.json").read_text())
