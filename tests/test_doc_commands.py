@@ -36,6 +36,14 @@ TESTED: list[tuple[str, list[tuple[str, str]]]] = [
     ("python -m reid_gan.train_gan experiment=smoke", []),
     ("python -m reid_gan.train_gan experiment=quickstart", []),
     ("python -m reid_gan.train_gan gan.resume=auto", []),
+    # (--out: never the package's own embedded file)
+    ("python -m reid_gan.gan.embed RUN_DIR --commit HASH",
+     [("RUN_DIR", "artifacts/gan/stylegan3-t"), ("HASH", "0000000 --out embedded.pt")]),
+    ('python -m reid_gan.gan.embed /some/dir/artifacts/gan/stylegan3-t-pretrain --commit <the commit it ran from> '
+     '[--command "<the exact command>"]',
+     [("/some/dir/artifacts/gan/stylegan3-t-pretrain", "artifacts/gan/stylegan3-t"),
+      ("<the commit it ran from>", "0000000 --out embedded.pt"),
+      ('[--command "<the exact command>"]', '--command "python -m reid_gan.train_gan experiment=smoke"')]),
     ("python -m reid_gan.generate", []),
     ("python -m reid_gan.filter", []),
     ("python -m reid_gan.filter filter.source=artifacts/generated", []),
@@ -108,8 +116,10 @@ def smoke_sized(cmd: str, replacements: list[tuple[str, str]], cwd: Path) -> lis
         cmd = cmd.replace(old, new)
     args = shlex.split(cmd)
     assert args[:2] == ["python", "-m"]
-    args = [a for a in args[1:] if not a.startswith("experiment=")]
-    args.insert(2, "experiment=smoke")
+    args = args[1:]
+    if (REPO / "conf" / f"{args[1].removeprefix('reid_gan.')}.yaml").is_file():  # a Hydra stage
+        args = [a for a in args if not a.startswith("experiment=")]
+        args.insert(2, "experiment=smoke")
     for i, a in enumerate(args):
         if "<time>" in a:
             args[i] = a.replace("logs/train/multiruns/<time>", str(sorted((cwd / "logs/train/multiruns").iterdir())[-1]))
