@@ -87,6 +87,7 @@ class KillAfter:
 
 
 BATCHES_SEEN: list[int] = []
+START_STATE: dict = {}
 
 
 class CountBatches:
@@ -96,6 +97,13 @@ class CountBatches:
         import pytorch_lightning as pl
 
         class _C(pl.Callback):
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+                if not START_STATE:  # what the first resumed iteration starts from
+                    START_STATE["state_dict"] = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+                    opt_d = trainer.optimizers[1]
+                    START_STATE["d_exp_avg"] = [opt_d.state[p]["exp_avg"].clone() for p in pl_module.D.parameters()
+                                                if p in opt_d.state]
+
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
                 BATCHES_SEEN.append(pl_module.iteration)
 
@@ -223,6 +231,76 @@ def test_ema_beta_rampup():
     assert ema_beta(16, 0, 5.0, None) == pytest.approx(0.5 ** (16 / 5000))
 
 
+def _tiny_module(**kw):
+    import functools
+
+    from reid_gan.gan.module import StyleGAN3Module
+
+    torch.manual_seed(0)
+    args = dict(G=TinyG(8, 0, 8, [8, 4], 3), D=TinyD(0, [8, 4], 3),
+                G_opt=functools.partial(torch.optim.Adam, lr=0.002, betas=[0.0, 0.99], eps=1e-8),
+                D_opt=functools.partial(torch.optim.Adam, lr=0.003, betas=[0.5, 0.99], eps=1e-8),
+                batch_size=4, r1_gamma=2.0, r1_interval=16, ema_kimg=0.01, ema_rampup=0.05)
+    args.update(kw)
+    return StyleGAN3Module(**args)
+
+
+def test_g_ema_update_formula():
+    """G_ema ← lerp(G, G_ema, beta) with beta = 0.5 ** (batch / min(ema_kimg·1000, cur_nimg·rampup));
+    buffers copied from G."""
+    m = _tiny_module()
+    for p in m.G.parameters():
+        p.data.add_(torch.randn_like(p))
+    m.G.w_avg.normal_()
+    before = [p.clone() for p in m.G_ema.parameters()]
+    m.cur_nimg = 120  # ema_nimg = min(10, 6) = 6
+    beta = m.update_ema()
+    assert beta == pytest.approx(0.5 ** (4 / 6))
+    for pe, p0, p in zip(m.G_ema.parameters(), before, m.G.parameters()):
+        assert torch.allclose(pe, beta * p0 + (1 - beta) * p, atol=1e-6)
+    assert torch.equal(m.G_ema.w_avg, m.G.w_avg)
+
+
+def test_d_adam_uses_mb_ratio_for_lazy_r1():
+    m = _tiny_module()
+    g, d = m.configure_optimizers()
+    mb = 16 / 17
+    assert g.param_groups[0]["lr"] == pytest.approx(0.002) and tuple(g.param_groups[0]["betas"]) == (0.0, 0.99)
+    assert d.param_groups[0]["lr"] == pytest.approx(0.003 * mb)
+    assert d.param_groups[0]["betas"] == pytest.approx((0.5 ** mb, 0.99 ** mb))
+    g, d = _tiny_module(r1_gamma=0.0).configure_optimizers()  # no R1: no adjustment
+    assert d.param_groups[0]["lr"] == pytest.approx(0.003) and tuple(d.param_groups[0]["betas"]) == (0.5, 0.99)
+
+
+def test_lazy_r1_runs_every_interval_weighted_by_it():
+    """Dreg runs at iterations 0, r1_interval, 2·r1_interval … and back-propagates r1_interval × gamma/2 × R1."""
+    m = _tiny_module(r1_interval=3)
+    g_opt, d_opt = m.configure_optimizers()
+    backs, r1_vals = [], []
+    real_r1 = m.loss.r1_loss
+
+    def spy_r1(*a, **k):
+        val, pen = real_r1(*a, **k)
+        r1_vals.append((m.iteration, val.detach()))
+        return val, pen
+
+    m.loss.r1_loss = spy_r1
+    m.manual_backward = lambda loss: (backs.append((m.iteration, loss.detach())), loss.backward())
+    m.optimizers = lambda: (g_opt, d_opt)
+    m.log = lambda *a, **k: None
+    real = torch.rand(4, 3, 8, 4) * 2 - 1
+    for _ in range(7):
+        m.training_step((real,), 0)
+    assert [it for it, _ in r1_vals] == [0, 3, 6]
+    per_iter = {}
+    for it, loss in backs:
+        per_iter.setdefault(it, []).append(loss)
+    assert [len(per_iter[i]) for i in range(7)] == [3, 2, 2, 3, 2, 2, 3]  # G, Dmain (+ Dreg)
+    for it, val in r1_vals:
+        assert torch.allclose(per_iter[it][2], 3 * val)
+    assert m.iteration == 7 and m.cur_nimg == 28
+
+
 # --- ADA -------------------------------------------------------------------------------------------------
 def test_ada_identity_at_p0_and_changes_at_p1():
     torch.manual_seed(0)
@@ -233,16 +311,104 @@ def test_ada_identity_at_p0_and_changes_at_p1():
     assert (y - x).abs().flatten(1).mean(1).min() > 1e-3  # every sample changed
 
 
+_ADA = ["xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac", "brightness", "contrast", "lumaflip",
+        "hue", "saturation"]
+
+
+def _only(name, p=1.0, **kw):
+    return AugmentPipe(p=p, **{n: (1 if n == name else 0) for n in _ADA}, **kw)
+
+
 def test_ada_each_transform_alone():
     torch.manual_seed(0)
     x = torch.rand(8, 3, 16, 8) * 2 - 1
-    names = ["xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac", "brightness", "contrast",
-             "lumaflip", "hue", "saturation"]
-    for name in names:
-        kw = {n: 0 for n in names}
-        kw[name] = 1
-        y = AugmentPipe(p=1.0, **kw)(x)
+    for name in _ADA:
+        y = _only(name)(x)
         assert (y - x).abs().max() > 1e-3, name
+
+
+def test_ada_p0_matrices_are_identity_and_p_is_the_probability():
+    """At p = 0 every transform's matrix is the identity (not only the short cut in forward); at p = 0.2
+    a 90° rotation (k = 1, 2, 3 of 4 choices) is drawn for 0.2 × 3/4 of the samples."""
+    torch.manual_seed(0)
+    full = AugmentPipe(p=0.0)
+    assert torch.equal(full.geometric_matrix(64, 16, 8, "cpu"), torch.eye(3).expand(64, 3, 3))
+    assert torch.equal(full.color_matrix(64, "cpu"), torch.eye(4).expand(64, 4, 4))
+    G = _only("rotate90", p=0.2).geometric_matrix(20000, 16, 16, "cpu")
+    changed = (G - torch.eye(3)).abs().flatten(1).amax(1) > 1e-6
+    assert changed.float().mean().item() == pytest.approx(0.2 * 0.75, abs=0.01)
+
+
+def test_ada_rotate90_and_xint_are_exact_pixel_moves():
+    torch.manual_seed(1)
+    x = torch.rand(32, 3, 8, 8) * 2 - 1
+    y = _only("rotate90")(x)
+    ks = []
+    for i in range(32):
+        k = [k for k in range(4) if torch.allclose(y[i], torch.rot90(x[i], k, dims=(1, 2)), atol=1e-5)]
+        assert len(k) == 1, i
+        ks.append(k[0])
+    assert set(ks) == {0, 1, 2, 3}
+    # xint: an integer translation of at most xint_max of the size (reflection at the borders)
+    h, w = 16, 8
+    x = torch.rand(24, 3, h, w) * 2 - 1
+    y = _only("xint")(x)
+    moved = 0
+    for i in range(24):
+        hits = []
+        for dy in range(-2, 3):
+            for dx in range(-1, 2):
+                a = y[i, :, max(0, dy): h + min(0, dy), max(0, dx): w + min(0, dx)]
+                b = x[i, :, max(0, -dy): h + min(0, -dy), max(0, -dx): w + min(0, -dx)]
+                if torch.allclose(a, b, atol=1e-5):
+                    hits.append((dy, dx))
+        assert len(hits) == 1, (i, hits)
+        moved += hits[0] != (0, 0)
+    assert moved >= 12
+
+
+def test_ada_geometric_matrices():
+    """scale: s·I; rotate: a rotation; aniso: diag(s, 1/s); xfrac: a pure translation (fractional)."""
+    torch.manual_seed(2)
+    n = 64
+    S = _only("scale").geometric_matrix(n, 16, 8, "cpu")
+    assert torch.allclose(S[:, 0, 0], S[:, 1, 1]) and S[:, 0, 0].std() > 0.05
+    assert torch.allclose(S - torch.diag_embed(torch.diagonal(S, dim1=1, dim2=2)), torch.zeros_like(S))
+    R = _only("rotate").geometric_matrix(n, 16, 8, "cpu")
+    r = R[:, :2, :2]
+    assert torch.allclose(r @ r.transpose(1, 2), torch.eye(2).expand(n, 2, 2), atol=1e-5)
+    assert torch.allclose(torch.linalg.det(r), torch.ones(n), atol=1e-5) and (r[:, 0, 1].abs() > 1e-3).any()
+    assert torch.allclose(R[:, :2, 2], torch.zeros(n, 2), atol=1e-6)
+    A = _only("aniso").geometric_matrix(n, 16, 8, "cpu")
+    assert torch.allclose(A[:, 0, 0] * A[:, 1, 1], torch.ones(n), atol=1e-5) and A[:, 0, 0].std() > 0.05
+    assert A[:, 0, 1].abs().max() == 0 and A[:, 1, 0].abs().max() == 0
+    T = _only("xfrac").geometric_matrix(n, 16, 8, "cpu")
+    assert torch.allclose(T[:, :2, :2], torch.eye(2).expand(n, 2, 2))
+    frac = T[:, :2, 2] - T[:, :2, 2].round()
+    assert frac.abs().max() > 0.05  # not whole pixels
+
+
+def test_ada_colour_transforms_exact():
+    """contrast scales about 0; luma flip reflects through the grey axis; hue rotates about it (grey level
+    and chroma length kept); saturation scales the chroma."""
+    torch.manual_seed(3)
+    x = torch.rand(16, 3, 8, 4) * 2 - 1
+    grey = x.mean(1, keepdim=True)
+    y = _only("contrast")(x)
+    ratio = y / x
+    assert torch.allclose(ratio, ratio.flatten(1)[:, :1].view(-1, 1, 1, 1).expand_as(ratio), atol=1e-4)
+    y = _only("lumaflip")(x)
+    flipped = [torch.allclose(y[i], x[i] - 2 * grey[i], atol=1e-5) for i in range(16)]
+    assert all(f or torch.allclose(y[i], x[i], atol=1e-5) for i, f in enumerate(flipped)) and any(flipped)
+    y = _only("hue")(x)
+    assert torch.allclose(y.mean(1, keepdim=True), grey, atol=1e-5)
+    assert torch.allclose((y - y.mean(1, keepdim=True)).norm(dim=1), (x - grey).norm(dim=1), atol=1e-5)
+    assert (y - x).abs().max() > 1e-2
+    y = _only("saturation")(x)
+    s = (y - grey) / (x - grey)
+    assert torch.allclose(y.mean(1, keepdim=True), grey, atol=1e-5)
+    assert torch.allclose(s, s.flatten(1)[:, :1].view(-1, 1, 1, 1).expand_as(s), atol=1e-3)
+    assert (s.flatten(1)[:, 0] > 0).all()
 
 
 def test_ada_xflip_and_brightness_exact():
@@ -364,16 +530,27 @@ def test_train_gan_resume_after_kill(tmp_path):
     with pytest.raises(RuntimeError, match="simulated kill"):
         train_gan(killed)
     out = Path(killed.gan.out_dir)
-    meta = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["gan"]
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    meta = ckpt["gan"]
     # Ticks end at 4 (tick 0), 12, 20 … images; the kill came at iteration 5 (20 images) before that tick's
     # checkpoint was written, so the last checkpoint is the one of 12 images (iteration 3).
     assert meta["cur_nimg"] == 12 and meta["iteration"] == 3
     cfg = compose_stage("train_gan", tmp_path, [*STANDIN, "data.name=folder", f"data.root={tmp_path / 'ds'}", *base,
                                                 "+callbacks.count._target_=tests.test_gan_train.CountBatches"])
     BATCHES_SEEN.clear()
+    START_STATE.clear()
     metrics, obj = train_gan(cfg)
     m = obj["module"]
     assert BATCHES_SEEN == list(range(4, 11))  # continued at iteration 4: 7 more iterations, not 10
+    # ... from the checkpoint's weights (G, D, G_ema, ADA p) and D's Adam moments, not from a fresh start
+    start = START_STATE["state_dict"]
+    assert set(start) == set(ckpt["state_dict"])
+    for k, v in ckpt["state_dict"].items():
+        assert torch.equal(start[k], v), k
+    assert any(not torch.equal(v, m.state_dict()[k]) for k, v in ckpt["state_dict"].items() if k.startswith("G."))
+    saved_moments = [st["exp_avg"] for st in ckpt["optimizer_states"][1]["state"].values()]
+    assert len(START_STATE["d_exp_avg"]) == len(saved_moments) > 0
+    assert all(torch.equal(a, b) for a, b in zip(START_STATE["d_exp_avg"], saved_moments))
     assert m.cur_nimg == 40 and m.iteration == 10
     assert [h["kimg"] for h in obj["history"]] == [0.004, 0.04]  # tick-0 snapshot (first run) + the final one
     # Once done, resume=auto does nothing more.
@@ -467,6 +644,116 @@ def test_inception_file_errors(tmp_path):
     torch.save({"net": nn.Linear(2, 2)}, tmp_path / "pickled_module.pth")  # not tensors only
     with pytest.raises(ValueError, match="metrics.inception: .*not a readable weights file"):
         load_inception(tmp_path / "pickled_module.pth")
+
+
+def _random_cov(rng, d, n=None):
+    a = rng.normal(size=(n or 2 * d, d))
+    return a.T @ a / len(a) + 0.05 * np.eye(d)  # full, well-conditioned, not diagonal
+
+
+def _frechet_reference(f1, f2):
+    """||mu1 - mu2||² + tr(S1) + tr(S2) - 2 tr((S1^½ S2 S1^½)^½): the symmetric form, with scipy's sqrtm for
+    S1^½ and an eigen-decomposition for the outer root (independent of sqrtm(S1 S2))."""
+    import scipy.linalg
+
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+    r1 = np.real(scipy.linalg.sqrtm(s1))
+    ev = np.linalg.eigvalsh(r1 @ s2 @ r1)
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(ev.clip(0)).sum())
+
+
+def _kid_reference(f1, f2):
+    """Unbiased MMD² with k(x, y) = (x·y / d + 1)³, pair by pair."""
+    d, m = f1.shape[1], len(f1)
+    k = lambda a, b: (a @ b / d + 1) ** 3
+    xx = sum(k(f1[i], f1[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(f2[i], f2[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(f1[i], f2[j]) for i in range(m) for j in range(m)) / (m * m)
+    return xx + yy - 2 * xy
+
+
+class _LookupFeatures(nn.Module):
+    """Feature 'network' returning row ``img[:, 0, 0, 0]`` of a fixed table (torch-fidelity's (features,) form)."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.register_buffer("table", torch.as_tensor(table, dtype=torch.float32))
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return (self.table[x[:, 0, 0, 0].long()],)
+
+
+def test_fid_kid_math_with_full_covariances():
+    """FIDKIDMetric's FID on features with random full (non-commuting) covariances equals the Fréchet
+    distance computed independently (a wrong matrix square root — element-wise, or one that assumes the
+    covariances commute — fails); its KID on whole sets equals the unbiased MMD² written out."""
+    from reid_gan.metrics.fid import FIDKIDMetric
+
+    rng = np.random.default_rng(0)
+    d, n = 6, 40
+    l1, l2 = np.linalg.cholesky(_random_cov(rng, d)), np.linalg.cholesky(_random_cov(rng, d))
+    f_real = rng.normal(size=(n, d)) @ l1.T
+    f_fake = rng.normal(size=(n, d)) @ l2.T * 1.5 + 0.3
+    s1, s2 = np.cov(f_real, rowvar=False), np.cov(f_fake, rowvar=False)
+    assert not np.allclose(s1 @ s2, s2 @ s1, atol=1e-2)  # they do not commute
+    table = np.concatenate([f_real, f_fake]).astype(np.float32)
+    f_real, f_fake = table[:n].astype(np.float64), table[n:].astype(np.float64)
+    net = _LookupFeatures(table)
+    idx = torch.arange(2 * n, dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 3, 2, 2).contiguous()
+    m = FIDKIDMetric(None, idx[:n], batch_size=16, kid_subsets=3, kid_subset_size=n, seed=0, net=net)
+    out = m(idx[n:])
+    assert out["fid"] == pytest.approx(_frechet_reference(f_real, f_fake), rel=1e-5)
+    assert out["kid"] == pytest.approx(_kid_reference(f_real, f_fake), rel=1e-5)
+    assert out["kid_std"] == pytest.approx(0, abs=1e-9)  # whole sets: every subset is the same
+    same = m(idx[:n])
+    assert same["fid"] == pytest.approx(0, abs=1e-4) and out["fid"] > 1
+
+
+
+
+class _TinyFeatures(nn.Module):
+    """A stand-in feature network (uint8 images -> 8 features) that records what it was shown."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(7)
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x):
+        assert x.dtype == torch.uint8
+        f = torch.tanh(self.conv(x.float() / 127.5 - 1)).mean(dim=[2, 3]) + 0.01 * self.conv(x.float() / 255).amax(dim=[2, 3])
+        self.seen.append(f.detach().double())
+        return (f,)  # torch-fidelity's extractors return a tuple of the requested features
+
+
+def test_train_gan_reports_fid_kid_small(tmp_path, monkeypatch):
+    """The FID/KID path of train_gan (the slow test's wiring with a small feature network instead of
+    Inception-v3): every snapshot reports FID and KID of its fakes against the reals, exactly the Fréchet
+    distance of the features the network produced, and the SWD substitute is not reported."""
+    import reid_gan.metrics.fid as fid_mod
+    from reid_gan.train_gan import train_gan
+
+    nets = []
+    monkeypatch.setattr(fid_mod, "load_inception", lambda path: nets.append(_TinyFeatures()) or nets[-1])
+    w = tmp_path / "inception.pth"
+    w.write_bytes(b"unused: load_inception is replaced")
+    cfg = _cfg(tmp_path, ["gan.G.z_dim=8", "gan.G.w_dim=8", f"metrics.inception={w}", "metrics.num_images=16",
+                          "metrics.num_real=16", "metrics.kid_subsets=2", "metrics.batch_size=16",
+                          "gan.batch_size=4", "gan.kimg=0.016", "gan.tick_kimg=0.008", "gan.snap=1"])
+    metrics, obj = train_gan(cfg)
+    assert {"metric/fid", "metric/kid"} <= set(metrics) and "metric/swd" not in metrics
+    hist = obj["history"]
+    assert len(nets) == 1 and len(hist) >= 2
+    real, fakes = nets[0].seen[0].numpy(), [f.numpy() for f in nets[0].seen[1:]]
+    assert len(real) == 16 and len(fakes) == len(hist)
+    for h, f in zip(hist, fakes):
+        expect = _frechet_reference(real, f)
+        assert h["metric/fid"] == pytest.approx(expect, rel=1e-4) and expect > 0
+        assert math.isfinite(h["metric/kid"])
+    assert metrics["metric/fid"] == pytest.approx(hist[-1]["metric/fid"])
 
 
 @pytest.mark.slow  # ~40 s: Inception-v3 at 299x299 on a CPU
