@@ -1,7 +1,7 @@
 """``python -m reid_gan.invert``: real training people → W+ codes with a trained pSp encoder.
 
 Encodes the leakage-guarded ``bounding_box_train`` images of ``data`` (all, or ``invert.images_per_identity``
-= K per identity, chosen with ``invert.seed``) through the ReStyle loop of ``invert.encoder`` into the
+= K per identity, chosen with ``invert.seed``) through the ReStyle loop of ``invert.source`` into the
 generator it was trained for. Writes under ``invert.out``:
 
 * ``latents.pt`` — the file ``generate`` reads in real-variants mode (``generate.latents=<out>/latents.pt``;
@@ -59,16 +59,16 @@ def choose_images(samples: list, k: int | None, seed: int = 0) -> list:
 
 
 def _generator(cfg: DictConfig, meta: dict[str, Any]) -> tuple[torch.nn.Module, str, str]:
-    """The generator: ``invert.generator``, else the one ``encoder.pt`` records (its sha256 checked)."""
+    """The generator: ``invert.ckpt``, else the one ``encoder.pt`` records (its sha256 checked)."""
     from reid_gan.encoder.build import load_G
 
-    node = OmegaConf.create({"generator": cfg.invert.generator or (meta.get("generator") if meta.get("generator") !=
+    node = OmegaConf.create({"ckpt": cfg.invert.ckpt or (meta.get("generator") if meta.get("generator") !=
                                                                     "random-init" else None),
                              "random_init": OmegaConf.select(cfg, "encoder.random_init", default=None)})
-    G, sha, desc = load_G(node, int(cfg.seed), key="invert.generator")
+    G, sha, desc = load_G(node, int(cfg.seed), key="invert.ckpt")
     want = meta.get("generator_sha256")
     if want and sha != want:
-        raise ValueError(f"invert.generator: {desc} (sha256 {sha[:12]}…) is not the generator the encoder was trained "
+        raise ValueError(f"invert.ckpt: {desc} (sha256 {sha[:12]}…) is not the generator the encoder was trained "
                          f"for ({meta.get('generator')}, sha256 {want[:12]}…)")
     return G, sha, desc
 
@@ -85,9 +85,9 @@ def invert(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     from reid_gan.utils.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
 
     ic = cfg.invert
-    if not ic.encoder:
-        raise ConfigError("invert.encoder: not set — the train_encoder output folder (or its encoder.pt)")
-    enc, meta = load_encoder(ic.encoder)
+    if not ic.source:
+        raise ConfigError("invert.source: not set — the train_encoder output folder (or its encoder.pt)")
+    enc, meta = load_encoder(ic.source)
     G, gsha, gdesc = _generator(cfg, meta)
     psp = ReStylePSP(enc, G, int(meta["iterations"])).eval()
     loss, identity, desc = build_losses(cfg)
@@ -100,7 +100,7 @@ def invert(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     samples = choose_images(generation_images_from_config(cfg.data), ic.images_per_identity, int(ic.seed))
     ds = EncoderImages(samples, enc.input_size, psp.g_size)
     log.info("Inverting %d real training images of %d identities (%s per identity) with %s, %d passes",
-             len(ds), len({s.pid for s in samples}), ic.images_per_identity or "all", ic.encoder, psp.iterations)
+             len(ds), len({s.pid for s in samples}), ic.images_per_identity or "all", ic.source, psp.iterations)
     loader = torch.utils.data.DataLoader(ds, batch_size=int(ic.batch_size), shuffle=False)
     t0 = time.perf_counter()
     ws, perc, ssim, ident, q_feat, g_feat, grid = [], [], [], [], [], [], []
@@ -147,7 +147,7 @@ def invert(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         "images": len(samples), "persons": len(order), "perceptual_metric": desc["perceptual"],
         "perceptual_mean": float(perc_all.mean()), "ssim_mean": float(ssim_all.mean()),
         "identity_cosine_mean": None if ident_all is None else float(ident_all.mean()),
-        "identity_model": desc["identity_model"], "encoder": str(ic.encoder), "generator": gdesc,
+        "identity_model": desc["identity_model"], "encoder": str(ic.source), "generator": gdesc,
         "generator_sha256": gsha, "iterations": psp.iterations, "seconds": round(seconds, 3)}
     if identity is not None:
         s = identity_score(torch.cat(q_feat), pids, cams, torch.cat(g_feat), pids, cams)

@@ -6,6 +6,7 @@ identities (the validation set). Writes under ``encoder.out_dir``:
 * ``checkpoints/last.ckpt`` — the encoder and optimiser state, rewritten at every validation
   (``encoder.resume=auto`` continues from it after a kill);
 * ``encoder.pt`` — the trained encoder (:mod:`reid_gan.encoder.build`), what ``invert`` reads;
+* ``summary.json`` — the losses that ran (names), the re-ID model, first and last validation metrics;
 * ``metrics.jsonl`` / ``metrics.csv`` — every validation's ``val/…`` metrics and the last ``train/…`` ones;
 * ``grids/val-<step>.png`` — validation inputs (left) and their reconstruction after each pass.
 """
@@ -152,6 +153,13 @@ def train_encoder(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     save_encoder(out_dir / ENCODER_FILE, enc, int(e.iterations), {
         "generator": gdesc, "generator_sha256": gsha, "g_size": list(psp.g_size), "step": step,
         **desc, "val": {k: v for k, v in last.items() if k.startswith("val/")}})
+    from reid_gan.utils.io import atomic_write_json
+
+    atomic_write_json(out_dir / "summary.json", {
+        "steps": step, "seconds": round(seconds, 3), "generator": gdesc, "iterations": int(e.iterations), **desc,
+        "train_images": len(train_ds), "val_images": len(val_ds), "val_identities": len({s.pid for s in val_s}),
+        "first": {k: v for k, v in hist[0].items() if k.startswith("val/")},
+        "last": {k: v for k, v in last.items() if k.startswith(("val/", "train/"))}})
     grids = sorted((out_dir / "grids").glob("val-*.png"))
     metrics: dict[str, Any] = {k: v for k, v in last.items() if k.startswith(("val/", "train/")) and v is not None}
     metrics.update({"train/steps": step, "train/seconds": seconds})

@@ -49,7 +49,7 @@ class MocoSchema:
 
 @dataclass
 class EncoderReIDSchema:
-    checkpoint: Optional[str] = None     # a re-ID stage checkpoint: similarity loss (reid) + identity score
+    ckpt: Optional[str] = None           # a re-ID stage checkpoint: similarity loss (reid) + identity score
     height: Optional[int] = None         # its input size; null → reid.height/width, else data.height/width
     width: Optional[int] = None
 
@@ -61,7 +61,7 @@ class EncoderReIDSchema:
 @dataclass
 class EncoderSchema:
     out_dir: str = "${paths.artifacts}/encoder/default"
-    generator: Optional[str] = None      # G snapshot .pt / folder of snapshots / train_gan .ckpt / NVIDIA .pkl
+    ckpt: Optional[str] = None           # G snapshot .pt / folder of snapshots / train_gan .ckpt / NVIDIA .pkl
     random_init: Any = None              # smoke only: a randomly initialised G (`_target_` + kwargs)
     iterations: int = 3                  # ReStyle refinement passes (stylegan3-editing: 3 for StyleGAN3)
     input_size: Optional[List[int]] = None   # [height, width] of the encoder input; null → G's resolution
@@ -104,8 +104,8 @@ class EncoderSchema:
 
 @dataclass
 class InvertSchema:
-    encoder: Optional[str] = None        # the train_encoder output folder (or its encoder.pt)
-    generator: Optional[str] = None      # null → the generator recorded in encoder.pt
+    source: Optional[str] = None         # the train_encoder output folder (or its encoder.pt)
+    ckpt: Optional[str] = None           # the generator; null → the one recorded in encoder.pt
     images_per_identity: Optional[int] = None   # K real images per identity (null: all)
     out: str = "${paths.artifacts}/invert/default"
     batch_size: int = 16

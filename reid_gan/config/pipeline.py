@@ -9,15 +9,19 @@ from hydra.core.config_store import ConfigStore
 
 from reid_gan.config import check
 
-STAGES = ("make_dataset", "train_gan", "generate", "filter", "train", "report")
+STAGES = ("make_dataset", "train_gan", "generate", "filter", "train", "train_encoder", "invert", "report")
 
 
 @dataclass
 class SweepSchema:
-    persons: List[int] = field(default_factory=lambda: [0])
+    persons: List[int] = field(default_factory=lambda: [0, 40, 80])  # 0 = the baseline (aug=none)
     seeds: List[int] = field(default_factory=lambda: [0])
+    # the second arm (thesis Table 8): K generated variants of each real identity (empty: not run)
+    images_per_person: List[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        check(all(k >= 1 for k in self.images_per_person), "sweep.images_per_person", "values must be >= 1",
+              list(self.images_per_person))
         check(len(self.persons) > 0, "sweep.persons", "must list at least one value (0 = baseline)")
         check(all(n >= 0 for n in self.persons), "sweep.persons", "values must be >= 0", list(self.persons))
         check(len(self.seeds) > 0, "sweep.seeds", "must list at least one seed")

@@ -28,14 +28,14 @@ ENCODER_FORMAT = "reid_gan.encoder/1"
 ENCODER_FILE = "encoder.pt"
 
 
-def load_G(ecfg: DictConfig, seed: int = 0, key: str = "encoder.generator") -> tuple[torch.nn.Module, str, str]:
+def load_G(ecfg: DictConfig, seed: int = 0, key: str = "encoder.ckpt") -> tuple[torch.nn.Module, str, str]:
     """The generator to invert into, its sha256 and a description (``random_init`` only without a file)."""
     from reid_gan.generate import random_generator, resolve_ckpt, _state_sha256
     from reid_gan.utils.io import file_sha256
 
-    if ecfg.generator:
+    if ecfg.ckpt:
         try:
-            path = resolve_ckpt(ecfg.generator)
+            path = resolve_ckpt(ecfg.ckpt)
         except FileNotFoundError as e:
             raise FileNotFoundError(str(e).replace("generate.ckpt", key)) from None
         from reid_gan.gan.checkpoint import load_generator
@@ -90,8 +90,8 @@ def build_losses(cfg: DictConfig):
 
     e = cfg.encoder
     reid_net = None
-    if e.reid.checkpoint:
-        reid_net = load_reid_net(e.reid.checkpoint, "encoder.reid.checkpoint")
+    if e.reid.ckpt:
+        reid_net = load_reid_net(e.reid.ckpt, "encoder.reid.ckpt")
     perceptual = build_perceptual(e.lpips.trunk, e.lpips.substitute, int(e.lpips.seed), int(e.lpips.min_size),
                                   reid_net=reid_net, net=e.lpips.net)
     mode = e.id_loss
@@ -100,7 +100,7 @@ def build_losses(cfg: DictConfig):
     sim = None
     identity = None
     if reid_net is not None:
-        identity = ReIDSimilarity(reid_net, reid_input_size(cfg), e.reid.checkpoint)
+        identity = ReIDSimilarity(reid_net, reid_input_size(cfg), e.reid.ckpt)
     if mode == "moco":
         if not e.moco.weights:
             raise ConfigError("encoder.id_loss=moco: encoder.moco.weights is not set (a local "
@@ -108,19 +108,19 @@ def build_losses(cfg: DictConfig):
         sim = MocoSimilarity(e.moco.weights, int(e.moco.short_side))
     elif mode == "reid":
         if identity is None:
-            raise ConfigError("encoder.id_loss=reid: encoder.reid.checkpoint is not set (a re-ID checkpoint)")
+            raise ConfigError("encoder.id_loss=reid: encoder.reid.ckpt is not set (a re-ID checkpoint)")
         sim = identity
     else:
         log.info("Similarity loss: none (encoder.id_loss=%s%s): the term is 0", e.id_loss,
                  ", no MoCo file and no re-ID checkpoint" if e.id_loss == "auto" else "")
     if identity is None:
-        log.info("Identity score: not computed (encoder.reid.checkpoint=null: no re-ID model)")
+        log.info("Identity score: not computed (encoder.reid.ckpt=null: no re-ID model)")
     else:
         log.info("Identity score: Rank@1/mAP of reconstructions against the held-out people's real images with the "
-                 "re-ID model %s%s", e.reid.checkpoint, " (the same model as the similarity loss)" if sim is identity else "")
+                 "re-ID model %s%s", e.reid.ckpt, " (the same model as the similarity loss)" if sim is identity else "")
     loss = EncoderLoss(perceptual, sim, l2=e.loss.l2, lpips=e.loss.lpips, sim=e.loss.sim, w_norm_weight=e.loss.w_norm)
     desc = {"perceptual": perceptual.name, "similarity": None if sim is None else sim.name,
-            "identity_model": str(e.reid.checkpoint) if identity is not None else None,
+            "identity_model": str(e.reid.ckpt) if identity is not None else None,
             "identity_same_as_similarity": bool(identity is not None and sim is identity)}
     return loss, identity, desc
 
@@ -134,7 +134,7 @@ def save_encoder(path: Path, encoder, iterations: int, meta: dict[str, Any]) -> 
     return path
 
 
-def load_encoder(path: str | Path, key: str = "invert.encoder") -> tuple[Any, dict[str, Any]]:
+def load_encoder(path: str | Path, key: str = "invert.source") -> tuple[Any, dict[str, Any]]:
     """``(ReStyleEncoder in eval mode, the file's dict)`` from ``encoder.pt`` or the folder holding it."""
     from reid_gan.encoder.networks import ReStyleEncoder
     from reid_gan.utils.weights import load_strict

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from reid_gan.report.document import Report
-from reid_gan.report.sweep import markdown_table, plot, summarise, collect_runs
+from reid_gan.report.sweep import collect_runs, markdown_table, markdown_table_variants, plot, summarise
 from reid_gan.utils.io import atomic_path, read_jsonl
 from reid_gan.utils.logging import get_logger
 
@@ -145,20 +145,33 @@ def build_study_report(study_dir: str | Path, out_dir: str | Path | None = None)
         for p in sorted(r.glob("discarded_*.png")):
             rep.image(p, f"Discarded by {p.stem.removeprefix('discarded_')}.")
 
-    # Re-ID sweep
+    # Re-ID sweep: Table 7 (synthetic persons) and Table 8 (variants of real persons), side by side
     result: dict[str, Any] = {"report_md": None}
     runs = index.get("runs", [])
+    summary = None
     if runs:
-        rep.heading("Re-ID with synthetic persons (thesis Table 7)")
         sweep = collect_sweep(index, out / "sweep")
         summary = summarise(collect_runs(sweep))
         summary.to_csv(out / "sweep_table.csv", index=False)
-        rep.para(markdown_table(summary))
-        figures["sweep_plot"] = plot(summary, out / "sweep_plot.png", "Rank@1 and mAP against added persons")
-        rep.image(figures["sweep_plot"], "Rank@1 and mAP against the number of synthetic persons added.")
+        persons = summary[summary["aug"].isin(["none", "persons"])]
+        variants = summary[summary["aug"].isin(["none", "real_variants"])]
+        rep.heading("Re-ID with synthetic persons (thesis Table 7)")
+        rep.para(markdown_table(persons))
+        figures["sweep_plot"] = plot(persons, out / "sweep_plot.png", "Rank@1 and mAP against added persons")
+        if (summary["aug"] == "real_variants").any():
+            figures["variants_plot"] = plot(variants, out / "variants_plot.png",
+                                            "Rank@1 and mAP against variants per real person (K)")
+            figures["arms_plot"] = _side_by_side(figures["sweep_plot"], figures["variants_plot"], out / "arms_plot.png")
+            rep.image(figures["arms_plot"], "Left: Table 7, Rank@1 and mAP against the synthetic persons added (N). "
+                                            "Right: Table 8, against the generated variants per real person (K).")
+        else:
+            rep.image(figures["sweep_plot"], "Rank@1 and mAP against the number of synthetic persons added.")
         rep.para(HOW_TO_READ["reid"])
     for miss in index.get("not_run", []):
-        rep.para(f"Sweep point persons={miss['persons']} was not run: {miss['reason']}.")
+        what = (f"images_per_person={miss['images_per_person']}" if "images_per_person" in miss
+                else f"persons={miss['persons']}")
+        rep.para(f"Sweep point {what} was not run: {miss['reason']}.")
+    _variants_section(rep, index, dirs, summary, figures)
     if runs:
         rep.image(Path(runs[0]["dir"]) / "ranked_lists.png",
                   "Ranked lists of the baseline: query, then its top-10 gallery (green: match, red: not).")
@@ -167,6 +180,77 @@ def build_study_report(study_dir: str | Path, out_dir: str | Path | None = None)
     result.update(report_md=md, report_html=html, figures=figures, out_dir=out)
     log.info("Study report: %s (and .html)", md)
     return result
+
+
+def _side_by_side(left: Path, right: Path, path: Path) -> Path:
+    """Two plots in one PNG, left | right (heights matched)."""
+    import cv2
+    import numpy as np
+
+    a, b = cv2.imread(str(left)), cv2.imread(str(right))
+    h = max(a.shape[0], b.shape[0])
+    pad = lambda im: np.pad(im, ((0, h - im.shape[0]), (0, 0), (0, 0)), constant_values=255)  # noqa: E731
+    ok, buf = cv2.imencode(".png", np.hstack([pad(a), pad(b)]))
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(buf.tobytes())
+    return path
+
+
+def _fmt_metric(v: Any) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and v != v) else (f"{v:.4f}" if isinstance(v, float) else str(v))
+
+
+def _variants_section(rep: Report, index: dict[str, Any], dirs: dict[str, list[Path]], summary: Any,
+                      figures: dict[str, Path]) -> None:
+    """The second arm: the encoder (reconstruction grid, losses, identity score), the inversion, Table 8."""
+    if "train_encoder" not in dirs:
+        return
+    enc = dirs["train_encoder"][0]
+    rep.heading("Variants of real persons: pSp encoder, inversion (thesis Table 8)")
+    sfile = enc / "summary.json"
+    if sfile.is_file():
+        s = json.loads(sfile.read_text())
+        last, first = s.get("last", {}), s.get("first", {})
+        perc = s.get("perceptual")
+        rows = [("val/loss/l2", "L2"), (f"val/loss/{perc}", f"perceptual ({perc})"),
+                (f"val/loss/{s.get('similarity')}", f"similarity ({s.get('similarity')})"), ("val/loss/w_norm", "w-norm"),
+                ("val/ssim", "SSIM"), ("val/identity_rank1", "identity Rank@1"), ("val/identity_mAP", "identity mAP"),
+                ("val/identity_rank1_real", "Rank@1 of the real images (same gallery)")]
+        table = ["| metric (held-out identities) | untrained | trained |", "|---|---:|---:|"]
+        table += [f"| {name} | {_fmt_metric(first.get(k))} | {_fmt_metric(last.get(k))} |" for k, name in rows
+                  if k in last or k in first]
+        rep.para(f"Encoder: {s.get('steps')} steps, {s.get('iterations')} ReStyle passes, {s.get('train_images')} "
+                 f"training images; {s.get('val_images')} validation images of {s.get('val_identities')} held-out "
+                 f"identities. Perceptual term: {perc}" + ("" if str(perc).startswith("lpips") else
+                                                         " (not LPIPS: no ImageNet trunk was given)") +
+                 f"; similarity term: {s.get('similarity') or 'none (0)'}. Identity score: the reconstructions as "
+                 f"queries against the held-out people's real images, with the re-ID model "
+                 f"{s.get('identity_model') or '(none: not computed)'}" +
+                 (" — the same model as the similarity loss's." if s.get("identity_same_as_similarity") else "."))
+        rep.para("\n".join(table) + "\n")
+    grids = sorted((enc / "grids").glob("val-*.png"))
+    if grids:
+        figures["reconstruction_grid"] = grids[-1]
+        rep.image(grids[-1], "Reconstructions of held-out people: input, then the reconstruction after each pass.")
+    if "invert" in dirs:
+        inv = dirs["invert"][0]
+        if (inv / "summary.json").is_file():
+            s = json.loads((inv / "summary.json").read_text())
+            rep.para(f"Inversion: {s.get('images')} real training images of {s.get('persons')} persons; mean "
+                     f"{s.get('perceptual_metric')} {_fmt_metric(s.get('perceptual_mean'))}, SSIM "
+                     f"{_fmt_metric(s.get('ssim_mean'))}, identity Rank@1 {_fmt_metric(s.get('identity_rank1'))} / mAP "
+                     f"{_fmt_metric(s.get('identity_mAP'))} (reconstructions against the real images).")
+        rep.image(inv / "reconstructions.png", "Inverted training people: real | reconstruction.")
+    if "filter_variants" in dirs:
+        r = dirs["filter_variants"][0] / "report"
+        if (r / "filter_summary.csv").is_file():
+            rep.table(pd.read_csv(r / "filter_summary.csv"),
+                      "Variants discarded per filter (SSIM against the person's real image).")
+    if summary is not None and (summary["aug"] == "real_variants").any():
+        rep.para("Re-ID with K generated variants of each real person (thesis Table 8):")
+        rep.para(markdown_table_variants(summary[summary["aug"].isin(["none", "real_variants"])]))
+        if "variants_plot" in figures:
+            rep.image(figures["variants_plot"], "Rank@1 and mAP against K (variants added per real person).")
 
 
 def log_to_wandb(cfg: Any, result: dict[str, Any]) -> None:

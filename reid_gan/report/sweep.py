@@ -23,7 +23,8 @@ from reid_gan.utils.sweep import FAILED, job_status
 
 log = get_logger(__name__)
 
-__all__ = ["collect_failed", "collect_runs", "summarise", "write_sweep_report", "METRICS"]
+__all__ = ["collect_failed", "collect_runs", "summarise", "write_sweep_report", "markdown_table_variants",
+           "METRICS"]
 
 METRICS = [("val/rank1", "Rank@1"), ("val/rank5", "Rank@5"), ("val/rank10", "Rank@10"), ("val/mAP", "mAP")]
 
@@ -109,6 +110,18 @@ def markdown_table(summary: pd.DataFrame) -> str:
         n = int(r["seeds"])
         cells = [setting, str(r["persons"]), str(r["images"]), str(n)] + [
             _fmt(r[f"{name} mean"], r[f"{name} std"], n) for _, name in METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table_variants(summary: pd.DataFrame) -> str:
+    """The Table-8 layout: K (generated variants per real person), images added, Rank@1/5/10, mAP."""
+    cols = ["K", "Images added", "Seeds", "Rank@1", "Rank@5", "Rank@10", "mAP"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
+    for _, r in summary.sort_values("N").iterrows():
+        n = int(r["seeds"])
+        k = "0 (baseline)" if r["aug"] == "none" else str(r["N"])
+        cells = [k, str(r["images"]), str(n)] + [_fmt(r[f"{name} mean"], r[f"{name} std"], n) for _, name in METRICS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
