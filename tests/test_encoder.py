@@ -287,3 +287,33 @@ def test_invert_output_is_read_by_generate_and_the_filter_uses_the_real_image(tm
     want = float(ssim(torch.from_numpy(img.copy()).permute(2, 0, 1)[None], torch.from_numpy(ref.copy()).permute(2, 0, 1)[None]))
     got = r0["scores"]["ssim"] if "scores" in r0 else r0["ssim"]
     assert got == pytest.approx(want, abs=1e-5)
+
+
+def test_resume_auto_continues_from_the_last_checkpoint(tmp_path):
+    """A run stopped after its step-2 checkpoint (as a kill after it would leave it) continues at step 2 with
+    encoder.resume=auto: weights, optimiser and step come from the checkpoint (not bit-identical to an
+    uninterrupted run: the data order after a resume is drawn anew)."""
+    from reid_gan.train_encoder import train_encoder
+    from reid_gan.utils.io import read_jsonl
+
+    def run(out, steps, resume):
+        cfg = compose_stage("train_encoder", tmp_path, [
+            f"encoder.out_dir={out}", f"encoder.max_steps={steps}", "encoder.val_every=2", f"encoder.resume={resume}",
+            "encoder.optimizer.lr=1e-3", "logger=none", "trainer=cpu", "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false"])
+        return train_encoder(cfg)
+
+    run(tmp_path / "a", 2, "null")
+    ck = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ck["global_step"] == 2 and all(k.startswith("psp.encoder.") for k in ck["state_dict"])
+    first = read_jsonl(tmp_path / "a" / "metrics.jsonl")
+    _, o = run(tmp_path / "a", 4, "auto")
+    hist = read_jsonl(tmp_path / "a" / "metrics.jsonl")
+    assert [r["step"] for r in hist] == [0, 2, 4] and hist[:2] == first  # no re-validation at step 0
+    ck4 = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ck4["global_step"] == 4
+    # the optimiser state came from the checkpoint: Adam's step count went on from 2 to 4 (fresh: 2)
+    steps = {int(v["step"]) for v in ck4["optimizer_states"][0]["state"].values()}
+    assert steps == {4}
+    # and a fresh 4-step run from scratch is not what ran (its step-2 line would be rewritten)
+    assert hist[1]["val/loss"] == first[1]["val/loss"]
