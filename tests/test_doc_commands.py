@@ -50,6 +50,13 @@ TESTED: list[tuple[str, list[tuple[str, str]]]] = [
     ("python -m reid_gan.filter -m filter.source=artifacts/generated filter.chain.detector.threshold=0.5,0.6,0.7", []),
     ("python -m reid_gan.filter calibrate=true filter.calibrate_target=0.0645", []),
     ("python -m reid_gan.filter 'filter.source=${data.root}'", []),
+    # the second arm (docs/encoder.md): encoder, inversion, variants of real persons, the SSIM-to-real filter
+    ("python -m reid_gan.train_encoder", []),
+    ("python -m reid_gan.invert", []),
+    ("python -m reid_gan.generate generate.latents=artifacts/invert/default/latents.pt generate.persons=null "
+     "generate.out=artifacts/variants", []),
+    ("python -m reid_gan.filter filter.source=artifacts/variants filter.chain.ssim.reference=real", []),
+    ("python -m reid_gan.pipeline experiment=quickstart_variants", []),
     ("python -m reid_gan.train", []),
     ("python -m reid_gan.train experiment=smoke", []),
     ("python -m reid_gan.evaluate ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt", []),
