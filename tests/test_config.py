@@ -52,3 +52,19 @@ def test_thesis_presets_compose_with_the_thesis_settings(experiment, tmp_path):
     if experiment != "thesis_gan":
         assert cfg.data.name == "market1501" and cfg.reid.net.arch == "resnet50"
         assert (cfg.data.height, cfg.data.width, cfg.data.batch_size, cfg.reid.max_epochs) == (256, 128, 16, 60)
+
+
+@pytest.mark.parametrize("stage", ["train_gan", "pipeline"])
+def test_thesis_gan_resolves_to_the_thesis_settings(stage, tmp_path):
+    """experiment=thesis_gan, as the stage composes it: stylegan3-r (1×1 convs, radial filters, cbase 65536,
+    cmax 1024), batch 16, R1 gamma 2, 5000 kimg, a snapshot every 20 ticks, FID on 50k generated images
+    against the full training set."""
+    cfg = compose_stage(stage, tmp_path, ["experiment=thesis_gan", "data.root=/datasets/market"])
+    validate_config(cfg)
+    g = cfg.gan
+    assert g.name == "stylegan3-r"
+    assert (g.G.conv_kernel, g.G.use_radial_filters, g.G.channel_base, g.G.channel_max) == (1, True, 65536, 1024)
+    assert (g.D.channel_base, g.D.channel_max) == (65536, 1024)
+    assert g.batch_size == 16 and g.loss.r1_gamma == 2.0
+    assert g.kimg == 5000 and g.snap == 20
+    assert cfg.metrics.num_images == 50000 and cfg.metrics.num_real is None
