@@ -307,13 +307,19 @@ def test_eval_transform_is_resize_and_imagenet_normalisation(market):
     dm = _dm(market, height=64, width=32)
     img, pid, camid, is_q = dm.query_dataloader().dataset[0]
     path = dm.dataset.query[0].path
-    ref = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
-    ref = cv2.resize(ref, (32, 64), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
+    from PIL import Image
+
+    # the reference: PIL's bilinear resize of the RGB file (what the transform is documented to do), then
+    # ImageNet normalisation written out; compared tightly
+    ref = np.asarray(Image.open(path).convert("RGB").resize((32, 64), Image.BILINEAR)).astype(np.float32) / 255
     ref = (ref - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
     ref = torch.from_numpy(ref.transpose(2, 0, 1)).float()
     assert img.shape == (3, 64, 32)
-    # upscaling: antialias does not matter; only resampling rounding differs between PIL and OpenCV
-    assert torch.allclose(img, ref, atol=0.1), (img - ref).abs().max()
+    assert torch.allclose(img, ref, atol=1e-5), (img - ref).abs().max()
+    # and against OpenCV's resize (another resampler): only rounding differs
+    cv = cv2.resize(cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB), (32, 64), interpolation=cv2.INTER_LINEAR)
+    cv = (cv.astype(np.float32) / 255 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    assert torch.allclose(img, torch.from_numpy(cv.transpose(2, 0, 1)).float(), atol=0.1)
     assert (pid, camid, is_q) == (1, 0, True)
 
 
@@ -483,3 +489,81 @@ def test_datamodule_with_workers_and_lightning_fit(market, tmp_path):
     a = [b[1].tolist() for b in _dm(market, batch_size=2, num_workers=1, seed=3).train_dataloader()]
     b = [b[1].tolist() for b in _dm(market, batch_size=2, num_workers=1, seed=3).train_dataloader()]
     assert a == b
+
+
+# ------------------------------------------------------------------------- training augmentations
+def _norm(x):
+    import torch
+
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    return (x.float() / 255 - mean) / std
+
+
+def _pil(seed=0, h=16, w=8):
+    import numpy as np
+    from PIL import Image
+
+    arr = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    import torch
+
+    return Image.fromarray(arr), torch.from_numpy(arr).permute(2, 0, 1)
+
+
+def test_train_flip_is_a_mirror_image():
+    import torch
+
+    from reid_gan.data.transforms import build_train_transform
+
+    img, x = _pil()
+    tf = build_train_transform(16, 8, flip_p=1.0, pad=0)
+    assert torch.allclose(tf(img), _norm(x.flip(-1)), atol=1e-6)
+    tf = build_train_transform(16, 8, flip_p=0.5, pad=0)
+    torch.manual_seed(0)
+    outs = [tf(img) for _ in range(20)]
+    flipped = [torch.allclose(o, _norm(x.flip(-1)), atol=1e-6) for o in outs]
+    same = [torch.allclose(o, _norm(x), atol=1e-6) for o in outs]
+    assert all(f != s for f, s in zip(flipped, same)) and 3 <= sum(flipped) <= 17
+
+
+def test_train_pad_crop_is_a_shifted_window_of_the_zero_padded_image():
+    import torch
+
+    from reid_gan.data.transforms import build_train_transform
+
+    img, x = _pil(1)
+    pad = 2
+    padded = torch.nn.functional.pad(x, [pad] * 4)  # zeros (black), as the transform pads
+    tf = build_train_transform(16, 8, flip_p=0.0, pad=pad)
+    torch.manual_seed(1)
+    offsets = set()
+    for _ in range(12):
+        y = tf(img)
+        hits = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
+                if torch.allclose(y, _norm(padded[:, dy:dy + 16, dx:dx + 8]), atol=1e-6)]
+        assert len(hits) == 1, hits
+        offsets.add(hits[0])
+    assert len(offsets) >= 3
+
+
+def test_train_random_erasing_zeroes_one_rectangle():
+    import torch
+
+    from reid_gan.data.transforms import build_train_transform
+
+    img, x = _pil(2, 32, 16)
+    ref = _norm(x)
+    tf = build_train_transform(32, 16, flip_p=0.0, pad=0, random_erasing=True, random_erasing_p=1.0)
+    torch.manual_seed(2)
+    for _ in range(5):
+        y = tf(img)
+        changed = (y - ref).abs().amax(0) > 1e-6
+        assert changed.any()
+        rows, cols = changed.any(1).nonzero().flatten(), changed.any(0).nonzero().flatten()
+        box = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+        assert torch.all(y[:, box[0], box[1]] == 0)  # erased to value 0 (after normalisation)
+        outside = torch.ones_like(changed)
+        outside[box] = False
+        assert torch.allclose(y[:, outside], ref[:, outside], atol=1e-6)
+    tf = build_train_transform(32, 16, flip_p=0.0, pad=0, random_erasing=False)
+    assert torch.allclose(tf(img), ref, atol=1e-6)

@@ -362,3 +362,96 @@ def test_end_to_end_from_train_gan_smoke_checkpoint(tmp_path):
     for r in recs:
         assert remake_bytes(r, G, out) == (out / r["file"]).read_bytes()
     assert len(FolderDataset(out).train) == 10
+
+
+def test_stored_latents_mean_what_the_manifest_says(reference):
+    """Each frame's stored ws is what its method means, recomputed here from the seeds with G.mapping:
+    base = the person's seed; style mix = base with layers [start, end) from the donor seed; W
+    interpolation = base + alpha (partner - base) with the planned alpha (Z: the mapping of the spherical
+    interpolation of the two seeds' z); transform = base with the planned matrix. The base image is the
+    synthesis of the person's seed."""
+    from reid_gan.data.generated import load_person_latents
+
+    cfg, out, _, _ = reference
+    G = _make_G(cfg).eval()
+    psi = float(cfg.generate.psi)
+
+    def w_of(z):
+        with torch.no_grad():
+            return G.mapping(z, torch.zeros(z.shape[0], 0), truncation_psi=psi)[0]
+
+    def z_of(seed):
+        return torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).float()
+
+    seen = set()
+    for r in read_jsonl(out / "manifest.jsonl"):
+        data = load_person_latents(out, r)
+        i = [int(f) for f in data["frames"].tolist()].index(r["frame"])
+        ws, T = data["ws"][i].float(), data["transforms"][i].double()
+        base = w_of(z_of(r["seed"]))
+        p = r["params"]
+        if r["method"] == "base":
+            expect = base
+        elif r["method"] == "style_mix":
+            start, end = p["layers"]
+            donor = w_of(z_of(p["donor_seed"]))
+            expect = base.clone()
+            expect[start:end] = donor[start:end]
+            assert not torch.allclose(expect, base)
+        elif r["method"] == "interpolate":
+            assert cfg.generate.methods.interpolate.min_alpha <= p["alpha"] <= cfg.generate.methods.interpolate.max_alpha
+            if p["space"] == "w":
+                expect = base + p["alpha"] * (w_of(z_of(p["partner_seed"])) - base)
+            else:
+                a, b = z_of(r["seed"]).double(), z_of(p["partner_seed"]).double()
+                om = torch.acos((a / a.norm() * b / b.norm()).sum().clamp(-1, 1))
+                d = (torch.sin((1 - p["alpha"]) * om) * a / a.norm() + torch.sin(p["alpha"] * om) * b / b.norm())
+                z = d / d.norm() * (a.norm() + p["alpha"] * (b.norm() - a.norm()))
+                expect = w_of(z.float())
+        else:
+            assert r["method"] == "transform"
+            expect = base
+            assert not torch.allclose(T, torch.eye(3, dtype=T.dtype))
+            assert torch.allclose(T, torch.from_numpy(sampling.make_transform(p["translate"], p["angle"])))
+        if r["method"] != "transform":
+            assert torch.allclose(T, torch.eye(3, dtype=T.dtype))
+        assert torch.allclose(ws, expect, atol=1e-5), (r["file"], (ws - expect).abs().max())
+        seen.add(r["method"])
+        if r["method"] == "base":  # the image is the synthesis of the person's seed
+            with torch.no_grad():
+                img = G.synthesis(base[None], noise_mode=data["noise_mode"])
+            rgb = ((img[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8)).numpy()
+            made = remake(r, G, out)
+            assert np.abs(made.astype(int) - rgb.astype(int)).max() <= 1
+    assert seen == {"base", "style_mix", "interpolate", "transform"}
+
+
+def test_remake_from_a_trained_snapshot_small(tmp_path):
+    """The slow end-to-end test at its smallest: one train_gan iteration of the smoke networks writes a
+    snapshot; generate reads the folder (newest snapshot) and every image is remade byte for byte from
+    the loaded, trained generator; generator_sha256 is the snapshot's hash."""
+    from reid_gan.gan.checkpoint import latest_snapshot, load_generator
+    from reid_gan.train_gan import train_gan
+    from reid_gan.utils.io import file_sha256
+
+    torch.set_num_threads(1)
+    gcfg = compose_stage("train_gan", tmp_path, ["logger=csv", "callbacks=none", "gan.kimg=0.004",
+                                                 "metrics.num_images=8", "metrics.num_real=8"])
+    validate_config(gcfg)
+    train_gan(gcfg)
+    snaps = Path(gcfg.gan.out_dir)
+    snap = latest_snapshot(snaps)
+    assert snap is not None
+    cfg = _cfg(tmp_path, [f"generate.ckpt={snaps}", "generate.persons=1", "generate.images_per_person=3"])
+    generate(cfg)
+    out = Path(cfg.generate.out)
+    recs = read_jsonl(out / "manifest.jsonl")
+    assert len(recs) == 3 and {r["generator_sha256"] for r in recs} == {file_sha256(snap)}
+    G = load_generator(snap)
+    for r in recs:
+        assert remake_bytes(r, G, out) == (out / r["file"]).read_bytes()
+    other = load_generator(snap)
+    with torch.no_grad():
+        for p in other.synthesis.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    assert remake_bytes(recs[0], other, out) != (out / recs[0]["file"]).read_bytes()  # another G does not remake it

@@ -38,11 +38,29 @@ def test_first_run_runs_every_stage(study):
     assert ran == ["make_dataset", "train_gan", "generate", "filter", "train", "train"]
     assert not any(s["skipped"] for s in index["stages"])
     assert [(r["persons"], r["seed"]) for r in index["runs"]] == [(0, 0), (2, 0)]
-    for r in index["runs"]:
-        assert 0.0 <= r["val/mAP"] <= 1.0 and 0.0 <= r["val/rank1"] <= 1.0
-    # the augmented run really trained on the 2 generated persons (their ids are in its metrics)
-    aug = json.loads((Path(index["runs"][1]["dir"]) / "metrics.json").read_text())
-    assert aug["metrics"]["aug/persons"] == 2
+    base, aug = (json.loads((Path(r["dir"]) / "metrics.json").read_text())["metrics"] for r in index["runs"])
+    for r, rec in zip(index["runs"], (base, aug)):
+        assert r["val/mAP"] == rec["val/mAP"] and r["val/rank1"] == rec["val/rank1"]
+    # the augmented run really trained on the 2 generated persons: 2 more classes in its classifier (in the
+    # checkpoint it saved) and exactly the selected generated images more in its training set
+    assert aug["aug/persons"] == 2 and aug["aug/images"] >= 2
+    assert aug["train/num_classes"] == base["train/num_classes"] + 2
+    assert aug["train/num_images"] == base["train/num_images"] + aug["aug/images"]
+    import torch
+
+    for r, n_classes in zip(index["runs"], (base["train/num_classes"], aug["train/num_classes"])):
+        (ckpt,) = Path(r["dir"]).rglob("last.ckpt")
+        sd = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+        assert sd["net.classifier.weight"].shape[0] == n_classes
+    # the reported mAP is the saved model's: the evaluate stage on its checkpoint gives the same numbers
+    from reid_gan.evaluate import evaluate
+
+    (ckpt,) = Path(index["runs"][1]["dir"]).rglob("last.ckpt")
+    data_root = json.loads((Path(index["runs"][1]["dir"]) / "metrics.json").read_text())["config"]["data"]["root"]
+    me, _ = evaluate(compose_stage("evaluate", tmp / "ev", [f"data.root={data_root}", f"ckpt_path={ckpt}",
+                                                            "logger=csv"]))
+    assert me["test/mAP"] == pytest.approx(aug["val/mAP"], abs=1e-6)
+    assert me["test/rank1"] == pytest.approx(aug["val/rank1"], abs=1e-6)
     report = Path(index["report"])
     text = report.read_text()
     assert "thesis Table 7" in text and "| baseline | 0 | 0 | 1 |" in text

@@ -24,6 +24,35 @@ from tests.helpers import REPO, compose_stage, make_generated_set
 
 SMOKE_FAST = ["logger=csv", "callbacks=none", "reid.ranked_queries=0"]
 
+RESUME_SEEN: dict = {}
+
+
+class RecordTraining:
+    """A Lightning callback (built lazily): the weights the first training batch starts from, and how many
+    training batches ran."""
+
+    def __new__(cls):
+        import pytorch_lightning as pl
+
+        class _R(pl.Callback):
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+                if "start" not in RESUME_SEEN:
+                    RESUME_SEEN["start"] = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+                    RESUME_SEEN["start_epoch"] = trainer.current_epoch
+                RESUME_SEEN["batches"] = RESUME_SEEN.get("batches", 0) + 1
+
+        return _R()
+
+
+def _reported_map_is_the_models(m, objs):
+    """The run's val/mAP equals the Market-1501 mAP of its model's features, recomputed here."""
+    from reid_gan.evaluate import extract_features
+    from reid_gan.metrics.rank_metric import RankMetrics
+
+    metric = RankMetrics()
+    metric.update(*extract_features(objs["model"].net, objs["datamodule"].eval_dataloader()))
+    assert m["val/mAP"] == pytest.approx(float(metric.compute()["mAP"]), abs=1e-6)
+
 
 # ------------------------------------------------------------------------------------------ model
 def test_net_modes_and_shapes():
@@ -155,7 +184,7 @@ def test_aug_persons_new_class_and_lsro(smoke_root, gen_sets, tmp_path):
     assert m["train/num_classes"] == n_real + 3 and m["aug/images"] == 9
     assert m["train/num_images"] == len(ds.train) + 9
     assert objs["model"].net.classifier.out_features == n_real + 3
-    assert 0.0 <= m["val/mAP"] <= 1.0
+    _reported_map_is_the_models(m, objs)
     m, objs = _train(tmp_path / "b", [*base, "aug.label=lsro"])
     assert m["train/num_classes"] == n_real and objs["model"].lsro_from == n_real
     assert objs["model"].net.classifier.out_features == n_real
@@ -185,10 +214,21 @@ def test_train_resume_and_evaluate(smoke_root, tmp_path):
     assert last.is_file() and Path(objs["best_ckpt"]).is_file()
     assert Path(objs["ranked_png"]).is_file() and Path(objs["ranked_png"]).stat().st_size > 1000
     assert set(["val/rank1", "val/rank5", "val/rank10", "val/mAP", "val/mINP"]) <= set(m1)
-    # resume from that checkpoint for one more epoch
+    batches_per_epoch = objs["trainer"].num_training_batches
+    saved = torch.load(last, map_location="cpu", weights_only=True)
+    # resume from that checkpoint for one more epoch: it starts from the checkpoint's weights, in epoch 1,
+    # and runs one epoch of batches, not two
+    RESUME_SEEN.clear()
     m2, objs2 = _train(tmp_path / "r2", [f"paths.root_dir={tmp}", "logger=csv", "callbacks=none",
+                                         "+callbacks.rec._target_=tests.test_reid.RecordTraining",
                                          f"ckpt_path={last}", "reid.max_epochs=2", "reid.ranked_queries=0"])
     assert m2["epochs"] == 2
+    assert RESUME_SEEN["start_epoch"] == saved["epoch"] + 1 == 1
+    assert RESUME_SEEN["batches"] == batches_per_epoch > 0
+    start = RESUME_SEEN["start"]
+    assert set(start) == set(saved["state_dict"])
+    for k, v in saved["state_dict"].items():
+        assert torch.equal(start[k], v), k
     # evaluate the resumed run's last checkpoint: same numbers as its final evaluation
     cfg = compose_stage("evaluate", tmp_path / "ev", [f"paths.root_dir={tmp}", f"ckpt_path={objs2['last_ckpt']}",
                                                        "logger=csv"])
