@@ -126,7 +126,8 @@ def smoke_sized(cmd: str, replacements: list[tuple[str, str]], cwd: Path) -> lis
     args = args[1:]
     if (REPO / "conf" / f"{args[1].removeprefix('reid_gan.')}.yaml").is_file():  # a Hydra stage
         args = [a for a in args if not a.startswith("experiment=")]
-        args.insert(2, "experiment=smoke")
+        # beside the other overrides: argparse takes them only as one run (`-m a=1 b=2` or `a=1 b=2 -m`)
+        args.insert(3 if args[2:3] == ["-m"] else 2, "experiment=smoke")
     for i, a in enumerate(args):
         if "<time>" in a:
             args[i] = a.replace("logs/train/multiruns/<time>", str(sorted((cwd / "logs/train/multiruns").iterdir())[-1]))

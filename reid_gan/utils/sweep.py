@@ -85,6 +85,8 @@ def job_status(sweep_dir: str | Path) -> dict[str, Any]:
 
 def summary_lines(sweep_dir: str | Path, task_name: str) -> list[str]:
     st = job_status(sweep_dir)
+    if task_name != "train":  # only train jobs write metrics.json: the others finished unless they failed
+        st["finished"], st["unfinished"] = [j for j in st["jobs"] if not (j / FAILED).is_file()], []
     lines = [f"Sweep finished: {len(st['jobs'])} jobs in {sweep_dir}: {len(st['finished'])} finished, "
              f"{len(st['failed'])} failed" + (f", {len(st['unfinished'])} unfinished" if st["unfinished"] else "")]
     for f in st["failed"]:
