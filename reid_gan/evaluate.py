@@ -16,50 +16,16 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from reid_gan.utils.logging import get_logger
+from reid_gan.utils.runtime import pick_device
 from reid_gan.utils.task import run_stage
 
 log = get_logger(__name__)
 
 
-def load_reid_net(path: str | Path):
-    """The :class:`ReIDNet` stored in a train-stage checkpoint, in eval mode, and the ranking distance."""
-    import torch
-
-    from reid_gan.reid.models import ReIDNet
-    from reid_gan.utils.weights import WeightsError
-
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise WeightsError(f"ckpt_path={path}: cannot be read as a weights-only checkpoint ({e})") from e
-    if not isinstance(ckpt, dict) or "reid_net" not in ckpt or "state_dict" not in ckpt:
-        raise WeightsError(f"ckpt_path={path}: not a checkpoint of reid_gan.train (no 'reid_net' entry)")
-    net = ReIDNet(**ckpt["reid_net"], pretrained=None, log_init=False)
-    sd = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    net.load_state_dict(sd, strict=True)
-    return net.eval(), str(ckpt.get("reid_distance", "cosine"))
-
-
-def extract_features(net: Any, loader: Any, device: str = "cpu"):
-    """``(features, pids, camids, is_query)`` for an eval loader of ``(img, pid, camid, is_query)``."""
-    import torch
-
-    feats, pids, cams, isq = [], [], [], []
-    net = net.to(device).eval()
-    with torch.no_grad():
-        for batch in loader:
-            feats.append(net(batch[0].to(device)).float().cpu())
-            pids.append(batch[1])
-            cams.append(batch[2])
-            isq.append(batch[3])
-    return torch.cat(feats), torch.cat(pids), torch.cat(cams), torch.cat(isq).bool()
-
-
 def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    import torch
-
     from reid_gan.metrics.rank_metric import RankMetrics
-    from reid_gan.train import build_datamodule, resolve_ckpt_path
+    from reid_gan.reid.checkpoint import load_reid_net
+    from reid_gan.reid.training import build_datamodule, extract_features, resolve_ckpt_path
     from reid_gan.utils.io import atomic_write_json
 
     ckpt = resolve_ckpt_path(cfg.get("ckpt_path"), cfg, stage="train")
@@ -71,7 +37,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         distance = str(cfg.reid.distance)
     dm = build_datamodule(cfg)
     dm.setup()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device("auto").type
     feats, pids, cams, isq = extract_features(net, dm.eval_dataloader(), device)
     metric = RankMetrics(distance=distance)
     metric.update(feats, pids, cams, isq)

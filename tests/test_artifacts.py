@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from reid_gan import pipeline as pl
+from reid_gan.study import runner as pl
 from reid_gan.utils.artifacts import artifact_lock, config_key, is_complete, mark_complete, read_complete
 from tests.helpers import compose_stage
 

@@ -255,7 +255,7 @@ def test_stage_writes_kept_set_report_and_reuses_cache(tmp_path, yolo_weights, m
 
 def test_stage_calibrate_on_a_real_layout_set(tmp_path, yolo_weights):
     from reid_gan.filter import filter as run_filter
-    from reid_gan.filter import pick_threshold
+    from reid_gan.report.calibration import pick_threshold
 
     real = tmp_path / "real" / "bounding_box_train"
     real.mkdir(parents=True)

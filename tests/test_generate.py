@@ -21,14 +21,8 @@ from reid_gan.config import ConfigError, validate_config
 from reid_gan.data.market1501 import NAME_PATTERN as NAME_RE
 from reid_gan.data.market1501 import FolderDataset
 from reid_gan.gan import sampling
-from reid_gan.generate import (
-    Person,
-    generate,
-    method_counts,
-    plan_person,
-    remake,
-    remake_bytes,
-)
+from reid_gan.generate import generate
+from reid_gan.generation import Person, method_counts, plan_person, remake, remake_bytes
 from reid_gan.utils.io import read_jsonl
 from tests.helpers import REPO, compose_stage
 
@@ -55,7 +49,7 @@ def _hashes(root: Path) -> dict[str, str]:
 
 
 def _make_G(cfg):
-    from reid_gan.generate import random_generator
+    from reid_gan.generation import random_generator
 
     return random_generator(cfg.generate.random_init, cfg.seed)
 

@@ -242,9 +242,9 @@ def test_train_resume_and_evaluate(smoke_root, tmp_path):
 def test_training_learns(tmp_path):
     """A short run on a small render of the embedded dataset: its mAP beats the same network before
     training (same seed, same data, measured here) by a clear margin."""
-    from reid_gan.evaluate import extract_features
     from reid_gan.metrics.rank_metric import RankMetrics
-    from reid_gan.train import build_datamodule, train
+    from reid_gan.reid.training import build_datamodule, extract_features
+    from reid_gan.train import train
 
     over = ["data.root=${paths.data_dir}/learn", "data.render.num_train_ids=60", "data.render.num_test_ids=20",
             "data.render.images_per_id=[6,6]", "data.render.num_distractors=10", "data.render.num_junk=2",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List
+from typing import Dict, List
 
 from hydra.core.config_store import ConfigStore
 
@@ -32,12 +32,18 @@ class PipelineSchema:
     stages: List[str] = field(default_factory=lambda: list(STAGES))
     sweep: SweepSchema = field(default_factory=SweepSchema)
     force: List[str] = field(default_factory=list)
+    # stage → the config fields that key its artifact (stated in conf/pipeline.yaml)
+    keys: Dict[str, List[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         bad = [s for s in self.stages if s not in STAGES]
         check(not bad, "stages", f"unknown stage(s) {bad}; known: {', '.join(STAGES)}")
         bad = [s for s in self.force if s not in STAGES]
         check(not bad, "force", f"unknown stage(s) {bad}; known: {', '.join(STAGES)}")
+        bad = [s for s in self.keys if s not in STAGES]
+        check(not bad, "keys", f"unknown stage(s) {bad}; known: {', '.join(STAGES)}")
+        missing = [s for s in self.stages if s != "report" and not self.keys.get(s)]
+        check(not missing, "keys", f"no fields listed for stage(s) {missing}: its artifact key would hash nothing")
 
 
 def register(cs: ConfigStore) -> None:

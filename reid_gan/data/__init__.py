@@ -17,6 +17,7 @@ a.dotted.Path  that class, called as ``cls(root, on_bad_image=..., verify_images
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 from reid_gan.data.market1501 import (
@@ -41,6 +42,7 @@ __all__ = [
     "Sample",
     "build_dataset",
     "dataset_class",
+    "source_folder",
 ]
 
 DATASETS: dict[str, type[ReIDDataset]] = {
@@ -90,6 +92,15 @@ def build_dataset(data_cfg: Any) -> ReIDDataset:
         return FolderDataset(root, require_test=True, display_name="synthetic dataset", **kwargs)
     cls = dataset_class(name)
     return cls(root, **kwargs)
+
+
+def source_folder(path: Any, data_cfg: Any) -> Path:
+    """``path`` itself, except when it is ``data.root``: then the configured dataset is built first
+    (the embedded synthetic dataset is rendered if missing; a Market-1501 parent folder is resolved)."""
+    if data_cfg is not None and str(path) == str(_get(data_cfg, "root", "")):
+        ds = build_dataset(data_cfg)
+        return Path(getattr(ds, "root", path))
+    return Path(path)
 
 
 def __getattr__(name: str):  # lazy: importing the DataModule pulls in Lightning

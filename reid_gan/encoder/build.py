@@ -30,7 +30,8 @@ ENCODER_FILE = "encoder.pt"
 
 def load_G(ecfg: DictConfig, seed: int = 0, key: str = "encoder.ckpt") -> tuple[torch.nn.Module, str, str]:
     """The generator to invert into, its sha256 and a description (``random_init`` only without a file)."""
-    from reid_gan.generate import random_generator, resolve_ckpt, _state_sha256
+    from reid_gan.generation.generator import random_generator, resolve_ckpt
+    from reid_gan.generation.generator import state_sha256 as _state_sha256
     from reid_gan.utils.io import file_sha256
 
     if ecfg.ckpt:

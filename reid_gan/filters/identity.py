@@ -1,4 +1,4 @@
-"""Feature extractors for the identity-consistency filter (:class:`reid_gan.filters.chain.IdentityFilter`).
+"""The identity-consistency filter (:class:`IdentityFilter`) and its feature extractors.
 
 An extractor is a callable ``x: float tensor [N, 3, H, W] (RGB in [0, 1]) -> features [N, D]``.
 
@@ -12,10 +12,14 @@ An extractor is a callable ``x: float tensor [N, 3, H, W] (RGB in [0, 1]) -> fea
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Iterable, Sequence
 
+import numpy as np
 import torch
 
+from reid_gan.filters.base import ImageFilter, ImageSet, read_bgr
+from reid_gan.filters.cache import ScoreCache
+from reid_gan.utils.config import stable_hash
 from reid_gan.utils.logging import get_logger
 from reid_gan.utils.weights import WeightsError, load_state_dict, resolve_weights_path
 
@@ -69,24 +73,14 @@ class ReIDFeatureExtractor:
 
     @staticmethod
     def _model_from_checkpoint(path: Any, key: str) -> torch.nn.Module:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - re-raised with the file's name
-            raise WeightsError(f"{key}.checkpoint={path}: cannot be read as a weights-only torch file ({e})") from e
+        from reid_gan.reid.checkpoint import read_checkpoint, reid_net_from_settings
+
+        obj = read_checkpoint(path, f"{key}.checkpoint", "a weights-only torch file")
         net_cfg = obj.get("reid_net") if isinstance(obj, dict) else None
         if not isinstance(net_cfg, dict):
             raise WeightsError(f"{key}.model: not set, and {path} does not record its network (no 'reid_net' "
                                f"entry, as the re-ID stage's checkpoints have); give the network as a _target_ node")
-        try:
-            from reid_gan.reid.models import ReIDNet
-        except ImportError as e:
-            raise WeightsError(f"{key}.checkpoint={path}: needs reid_gan.reid.models.ReIDNet ({e})") from e
-        import inspect
-
-        kwargs = {**net_cfg, "pretrained": None}
-        if "log_init" in inspect.signature(ReIDNet).parameters:
-            kwargs["log_init"] = False  # the weights come from the checkpoint right after
-        return ReIDNet(**kwargs)
+        return reid_net_from_settings(net_cfg)  # the weights come from the checkpoint right after
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,3 +108,78 @@ class ColourLayoutExtractor:
         n, c, h, w = x.shape
         pooled = torch.nn.functional.adaptive_avg_pool2d(x, (self.bands, 1))  # [N, 3, bands, 1]
         return (pooled.reshape(n, c * self.bands) - 0.5)
+
+
+class IdentityFilter(ImageFilter):
+    """Keep an image whose re-ID feature has cosine similarity ≥ ``threshold`` to its person's centroid.
+
+    Beyond the thesis; off by default. The centroid is the mean of the L2-normalised features of all
+    the person's images in the set.
+
+    Args:
+        extractor: callable ``float tensor [N, 3, H, W] (RGB, 0..1) -> features [N, D]`` (e.g.
+            :class:`reid_gan.filters.identity.ReIDFeatureExtractor` built from a re-ID checkpoint).
+        threshold: cosine similarity in [-1, 1].
+        height, width: input size the extractor expects.
+    """
+
+    name = "identity"
+    score_name = "cosine similarity to the person's centroid"
+
+    def __init__(self, extractor: Callable[[Any], Any], threshold: float = 0.5, enabled: bool = True,
+                 name: str | None = None, batch_size: int = 32, height: int = 128, width: int = 64):
+        super().__init__(threshold, enabled, name, batch_size)
+        if not callable(extractor):
+            raise TypeError(f"identity extractor must be callable, got {type(extractor).__name__}")
+        self.extractor = extractor
+        self.height, self.width = int(height), int(width)
+        self.person_key: dict[int, str] = {}
+
+    def prepare(self, image_set: ImageSet, cache: ScoreCache) -> None:
+        self.person_key = {pid: stable_hash(sorted(image_set.items[i].sha256 for i in idx))
+                           for pid, idx in image_set.by_pid().items()}
+
+    def item_keys(self, image_set: ImageSet) -> list[str]:
+        return [it.sha256 + ":" + self.person_key[it.pid] for it in image_set.items]
+
+    def _features(self, image_set: ImageSet, indices: Sequence[int]) -> np.ndarray:
+        import cv2
+        import torch
+
+        feats = []
+        for s in range(0, len(indices), self.batch_size):
+            batch = []
+            for i in indices[s:s + self.batch_size]:
+                img = read_bgr(image_set.items[i].path)
+                img = cv2.resize(img, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+                batch.append(img[:, :, ::-1].astype(np.float32) / 255.0)
+            x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).contiguous()
+            with torch.no_grad():
+                f = self.extractor(x)
+            f = torch.as_tensor(f).float().reshape(len(batch), -1)
+            feats.append(torch.nn.functional.normalize(f, dim=1).numpy())
+        return np.concatenate(feats).astype(np.float64)
+
+    def batches(self, image_set: ImageSet, todo: Sequence[int]) -> Iterable[list[int]]:
+        # the centroid needs every image of the person: one call per person
+        by: dict[int, list[int]] = {}
+        for i in todo:
+            by.setdefault(image_set.items[i].pid, []).append(i)
+        yield from by.values()
+
+    def compute(self, image_set: ImageSet, indices: Sequence[int]) -> np.ndarray:
+        # the centroid needs every image of the person: compute whole persons
+        by_pid = image_set.by_pid()
+        pids = sorted({image_set.items[i].pid for i in indices})
+        out: dict[int, float] = {}
+        for pid in pids:
+            idx = by_pid[pid]
+            f = self._features(image_set, idx)
+            c = f.mean(axis=0)
+            c = c / max(np.linalg.norm(c), 1e-12)
+            for i, v in zip(idx, f @ c):
+                out[i] = float(v)
+        return np.array([out[i] for i in indices], dtype=np.float64)
+
+    def describe(self) -> str:
+        return f"{self.name}: re-ID feature cosine similarity to the person's centroid, keep >= {self.threshold:g}"

@@ -41,3 +41,19 @@ def log_hyperparameters(loggers: list[Any], cfg: DictConfig, extra: dict[str, An
         hp.update(extra)
     for lg in loggers:
         lg.log_hyperparams(hp)
+
+
+def instantiate_node(node: Any, key: str) -> Any:
+    """``hydra.utils.instantiate`` that re-raises our own errors (which name the key) unwrapped."""
+    from reid_gan.config import ConfigError
+    from reid_gan.utils.weights import WeightsError
+
+    try:
+        return hydra.utils.instantiate(node)
+    except Exception as e:  # noqa: BLE001
+        cause = e.__cause__ or e.__context__
+        if isinstance(cause, (WeightsError, ConfigError, FileNotFoundError, ValueError, TypeError)):
+            raise cause from None
+        if isinstance(cause, ImportError):
+            raise ImportError(f"{key}._target_: cannot import {OmegaConf.select(node, '_target_')} ({cause})") from None
+        raise
