@@ -44,7 +44,7 @@ def _compose(overrides: list[str]):
 def _module(cfg, ada: bool, r1: bool, controller: bool = False):
     from omegaconf import open_dict
 
-    from reid_gan.train_gan import build_module, build_networks
+    from reid_gan.gan.training import build_module, build_networks
 
     with open_dict(cfg):
         cfg.gan.aug = ("ada" if controller else "fixed") if ada else "noaug"
@@ -89,7 +89,7 @@ def _seconds_per_iteration(m, batch: int, h: int, w: int, iters: int) -> float:
 def _loader(cfg):
     """train_gan's in-memory data set and loader (real images when the dataset is rendered)."""
     from reid_gan.gan.images import load_images
-    from reid_gan.train_gan import _ImageSet
+    from reid_gan.gan.training import ImageSet as _ImageSet
 
     g = cfg.gan
     h, w = (int(v) for v in g.resolution)

@@ -81,7 +81,8 @@ def invert(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     from reid_gan.encoder.module import batch_ssim, identity_score
     from reid_gan.encoder.networks import ReStylePSP
     from reid_gan.data.generated import save_latents_file
-    from reid_gan.gan.images import save_grid, to_uint8
+    from reid_gan.report.grids import save_grid
+    from reid_gan.utils.image import to_uint8
     from reid_gan.utils.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
 
     ic = cfg.invert
@@ -154,7 +155,8 @@ def invert(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         summary.update({"identity_rank1": s["rank1"], "identity_mAP": s["mAP"], "identity_valid_queries": s["valid_queries"]})
     atomic_write_json(out / "summary.json", summary)
     if grid:
-        save_grid(to_uint8(torch.stack([im for pair in grid for im in pair])), out / "reconstructions.png", 8)
+        save_grid(out / "reconstructions.png", to_uint8(torch.stack([im for pair in grid for im in pair])), 8,
+                  png_compression=None)
     log.info("Inverted %d images (%d persons) in %.1f s: %s %.4f, SSIM %.4f%s; latents for generate: %s",
              len(samples), len(order), seconds, desc["perceptual"], summary["perceptual_mean"], summary["ssim_mean"],
              "" if identity is None else f", identity Rank@1 {summary['identity_rank1']:.4f} mAP {summary['identity_mAP']:.4f}",

@@ -33,11 +33,12 @@ __all__ = ["train_encoder", "main", "save_recon_grid"]
 
 def save_recon_grid(rows: list[list[torch.Tensor]], path: Path) -> Path:
     """PNG: one row per input — the input, then the reconstruction after each pass (``[3, H, W]`` in [-1, 1])."""
-    from reid_gan.gan.images import save_grid, to_uint8
+    from reid_gan.report.grids import save_grid
+    from reid_gan.utils.image import to_uint8
 
     cols = len(rows[0])
     imgs = torch.stack([im for row in rows for im in row])
-    return save_grid(to_uint8(imgs), path, cols)
+    return save_grid(path, to_uint8(imgs), cols, png_compression=None)
 
 
 class EncoderValCallback:

@@ -35,7 +35,7 @@ def _hydra_record(cfg, folder: Path, overrides: list[str]) -> Path:
 
 
 def test_pack_round_trip_and_resume_loads_D(tmp_path):
-    from reid_gan.train_gan import build_module, build_networks, transfer_weights
+    from reid_gan.gan.training import build_module, build_networks, transfer_weights
 
     cfg, _, obj = _train_smoke(tmp_path / "run")
     run_dir = Path(cfg.gan.out_dir)

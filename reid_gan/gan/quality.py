@@ -31,7 +31,7 @@ def generate_uint8(G: torch.nn.Module, n: int, psi: float = 1.0, seed: int = 0, 
     """``n`` images of ``G`` (latents ``torch.randn`` with ``seed``, constant noise) as uint8 ``[n, 3, H, W]``.
 
     ``c``: labels ``[n, c_dim]`` for a conditional generator (default: zeros, i.e. no label)."""
-    from reid_gan.gan.images import to_uint8
+    from reid_gan.utils.image import to_uint8
 
     z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(int(seed)))
     if c is None:

@@ -58,7 +58,6 @@ __all__ = [
     "input_transform",
     "has_input_transform",
     "synthesize",
-    "to_uint8",
 ]
 
 NAMED_RANGES = ("coarse", "middle", "fine")
@@ -204,9 +203,3 @@ def synthesize(G: torch.nn.Module, ws: torch.Tensor, noise_mode: str = "const",
     assert ws.ndim == 3 and ws.shape[1:] == (G.num_ws, G.w_dim), f"ws must be [N, {G.num_ws}, {G.w_dim}], got {tuple(ws.shape)}"
     with input_transform(G, transform):
         return G.synthesis(ws.to(device), noise_mode=noise_mode)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """``[N, C, H, W]`` in [-1, 1] → ``[N, H, W, C]`` uint8 RGB (NVIDIA's rounding: ``x * 127.5 + 128``, clamped)."""
-    x = (images.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()

@@ -120,15 +120,15 @@ def image_grid(images: Any, nrow: int = 8, padding: int = 2, pad_value: int = 25
     return grid
 
 
-def save_grid(path: str | Path, images: Any, nrow: int = 8, **kwargs: Any) -> Path:
-    """:func:`image_grid` written atomically to ``path`` (format from the suffix; PNG recommended)."""
+def save_grid(path: str | Path, images: Any, nrow: int = 8, png_compression: int | None = 9, **kwargs: Any) -> Path:
+    """:func:`image_grid` written atomically to ``path`` (PNG, or JPEG for a ``.jpg`` suffix);
+    ``png_compression=None`` is OpenCV's default level."""
+    from reid_gan.utils.image import encode_image
     from reid_gan.utils.io import atomic_write_bytes
 
     grid = image_grid(images, nrow=nrow, **kwargs)
     path = Path(path)
-    ext = path.suffix or ".png"
-    params = [cv2.IMWRITE_PNG_COMPRESSION, 9] if ext.lower() == ".png" else []
-    ok, buf = cv2.imencode(ext, grid, params)
-    if not ok:
-        raise ValueError(f"save_grid: cannot encode {path} (suffix {ext!r})")
-    return atomic_write_bytes(path, buf.tobytes())
+    ext = (path.suffix or ".png").lower().lstrip(".")
+    if ext not in ("png", "jpg", "jpeg"):
+        raise ValueError(f"save_grid: cannot encode {path} (suffix {path.suffix!r}; .png or .jpg)")
+    return atomic_write_bytes(path, encode_image(grid, ext, png_compression=png_compression))

@@ -1,0 +1,206 @@
+"""What the train_gan stage is built from: the in-memory image set, identity labels, G/D and the
+Lightning system from ``gan.*``, weight transfer from a snapshot / packed file / NVIDIA ``.pkl``, and the
+snapshot metric (FID/KID with Inception weights, else SWD)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from reid_gan.utils.config import to_plain
+from reid_gan.utils.image import to_uint8
+from reid_gan.utils.logging import get_logger
+from reid_gan.utils.weights import load_strict
+
+log = get_logger(__name__)
+
+__all__ = ["ImageSet", "identity_labels", "set_c_dim", "build_networks", "build_module", "transfer_weights",
+           "build_metric", "MetricOnUint8"]
+
+
+class ImageSet(torch.utils.data.Dataset):
+    """uint8 images held in memory → float [-1, 1], randomly x-flipped when ``mirror`` (NVIDIA's --mirror);
+    with ``labels`` [N, c_dim] each item is ``(image, label)``."""
+
+    def __init__(self, images: torch.Tensor, mirror: bool, labels: torch.Tensor | None = None):
+        self.images, self.mirror, self.labels = images, mirror, labels
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int):
+        x = self.images[i].float() / 127.5 - 1
+        if self.mirror and torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        return x if self.labels is None else (x, self.labels[i])
+
+
+def identity_labels(pids: list[int]) -> tuple[torch.Tensor, list[int]]:
+    """One-hot identity labels [N, n_ids] (columns in sorted pid order) and that order (label → pid)."""
+    order = sorted(set(int(p) for p in pids))
+    col = {p: i for i, p in enumerate(order)}
+    labels = torch.zeros(len(pids), len(order))
+    labels[torch.arange(len(pids)), torch.tensor([col[int(p)] for p in pids])] = 1
+    return labels, order
+
+
+def set_c_dim(cfg: DictConfig, n_ids: int) -> None:
+    """``gan.conditional=true``: G and D get ``c_dim`` = the number of training identities."""
+    from omegaconf import open_dict
+
+    for net in ("G", "D"):
+        given = int(cfg.gan[net].get("c_dim", 0) or 0)
+        if given not in (0, n_ids):
+            raise ValueError(f"gan.{net}.c_dim: {given}, but gan.conditional=true labels the {n_ids} training "
+                             "identities (one-hot); leave c_dim at 0 and it is set to match")
+        with open_dict(cfg):
+            cfg.gan[net].c_dim = n_ids
+
+
+def _container(node: Any) -> Any:
+    return to_plain(node) if isinstance(node, (DictConfig, dict)) else copy.deepcopy(node)
+
+
+def build_networks(cfg: DictConfig) -> tuple[torch.nn.Module, torch.nn.Module, dict, str]:
+    """G and D from ``gan.G`` / ``gan.D`` (``hydra.utils.instantiate``); returns G's plain init kwargs and class."""
+    g = cfg.gan
+    G_node = _container(g.G)
+    if "magnitude_ema_beta" in G_node and G_node["magnitude_ema_beta"] is None:
+        G_node["magnitude_ema_beta"] = 0.5 ** (g.batch_size / (20 * 1e3))
+    G_class = G_node.pop("_target_")
+    G = hydra.utils.instantiate({"_target_": G_class, **G_node}, _convert_="all")
+    D = hydra.utils.instantiate(_container(g.D), _convert_="all")
+    return G, D, G_node, G_class
+
+
+def build_module(cfg: DictConfig, G: torch.nn.Module, D: torch.nn.Module, G_kwargs: dict, G_class: str,
+                 label_pool: torch.Tensor | None = None):
+    from reid_gan.gan.module import StyleGAN3Module
+
+    g = cfg.gan
+    D_kwargs = _container(g.D)
+    D_class = D_kwargs.pop("_target_")
+    augment_pipe = None
+    if g.aug != "noaug":
+        augment_pipe = hydra.utils.instantiate(g.augment, p=float(g.augment_p))
+    blur_fade = g.loss.blur_fade_kimg
+    if blur_fade is None:
+        blur_fade = g.batch_size * 200 / 32 if g.loss.blur_init_sigma > 0 else 0.0
+    ema_kimg = g.ema_kimg if g.ema_kimg is not None else g.batch_size * 10 / 32
+    return StyleGAN3Module(
+        G, D, hydra.utils.instantiate(g.G_opt), hydra.utils.instantiate(g.D_opt), batch_size=g.batch_size,
+        r1_gamma=g.loss.r1_gamma, r1_interval=g.loss.r1_interval, style_mixing_prob=g.loss.style_mixing_prob,
+        blur_init_sigma=g.loss.blur_init_sigma, blur_fade_kimg=blur_fade, ema_kimg=ema_kimg,
+        ema_rampup=g.ema_rampup, augment_pipe=augment_pipe,
+        ada_target=g.ada_target if g.aug == "ada" else None, ada_interval=g.ada_interval, ada_kimg=g.ada_kimg,
+        kimg=g.kimg, tick_kimg=g.tick_kimg, snap=g.snap, G_init_kwargs=G_kwargs, G_class=G_class,
+        z_dim=G_kwargs.get("z_dim"), c_dim=int(G_kwargs.get("c_dim", 0) or 0), D_init_kwargs=D_kwargs,
+        D_class=D_class, label_pool=label_pool)
+
+
+def _check_geometry(src: torch.nn.Module, cfg: DictConfig, what: str) -> None:
+    want_res = [int(v) for v in cfg.gan.resolution]
+    res = getattr(src, "img_resolution", None)
+    if res is not None:
+        got = [int(res), int(res)] if isinstance(res, (int, float)) else [int(v) for v in res]
+        if got != want_res:
+            raise ValueError(f"gan.resume: {what} is {got[0]}x{got[1]} but gan.resolution is "
+                             f"{want_res[0]}x{want_res[1]} (height x width); set gan.resolution to match")
+    ch = getattr(src, "img_channels", None)
+    want_ch = int(cfg.gan.G.img_channels)
+    if ch is not None and int(ch) != want_ch:
+        raise ValueError(f"gan.resume: {what} has {ch} image channels but gan.G.img_channels is {want_ch}")
+
+
+def _check_kwargs(module, obj: dict, path: Path) -> None:
+    """The config's G/D constructor arguments against a pretrained file's: name every differing key."""
+    diffs = []
+    for net, own in (("G", module.G_init_kwargs), ("D", module.D_init_kwargs)):
+        theirs = obj[net]["init_kwargs"]
+        for k in sorted(set(own or {}) | set(theirs)):
+            if k == "magnitude_ema_beta":  # follows the batch size; not part of the weights' shape
+                continue
+            a, b = (own or {}).get(k), theirs.get(k)
+            if isinstance(a, tuple):
+                a = list(a)
+            if a != b:
+                diffs.append(f"gan.{net}.{k}: config {a!r}, {path.name} {b!r}")
+    if diffs:
+        raise ValueError(f"gan.resume: {path} was trained with other network settings than the config; set them to "
+                         "match (or choose a matching preset): " + "; ".join(diffs))
+
+
+def transfer_weights(module, path: Path, cfg: DictConfig) -> None:
+    """Start from a snapshot ``.pt`` (G and G_ema), a packed pretrained file (G, G_ema, D; e.g.
+    ``gan.resume=embedded``) or an NVIDIA ``.pkl`` (G, D, G_ema); counters start at 0."""
+    from reid_gan.gan.embed import bundle_network, is_bundle
+
+    obj = None
+    if path.suffix == ".pt":
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    if path.suffix == ".pkl":
+        from reid_gan.gan.nvlabs import load_pkl
+
+        nets = load_pkl(path)
+        log.info("Transfer learning from NVIDIA pickle %s (holds %s)", path, sorted(nets))
+    elif is_bundle(obj):
+        _check_kwargs(module, obj, path)
+        nets = {k: bundle_network(obj, k, str(path)) for k in ("G", "G_ema", "D")}
+        prov = obj.get("provenance", {})
+        log.info("Transfer learning from the pretrained file %s (G, G_ema and D; pretrained %.1f kimg at commit %s "
+                 "by `%s`)", path, obj.get("kimg", float("nan")), str(prov.get("commit"))[:12], prov.get("command"))
+    else:
+        from reid_gan.gan.checkpoint import load_generator
+
+        G = load_generator(path)
+        nets = {"G": G, "G_ema": G}
+        log.info("Transfer learning from generator snapshot %s (D starts from scratch)", path)
+    if "G" not in nets and "G_ema" in nets:
+        nets["G"] = nets["G_ema"]
+    if "G_ema" not in nets and "G" in nets:
+        nets["G_ema"] = nets["G"]
+    for name in ("G", "G_ema", "D"):
+        if name in nets:
+            _check_geometry(nets[name], cfg, f"{path.name}'s {name}")
+            load_strict(getattr(module, name), nets[name].state_dict(), f"gan.resume: {path.name}'s {name}")
+        else:
+            log.warning("%s holds no %s: it starts from scratch", path, name)
+
+
+def build_metric(cfg: DictConfig, reals_uint8: torch.Tensor):
+    m = cfg.metrics
+    n_real = reals_uint8.shape[0] if m.num_real is None else min(int(m.num_real), reals_uint8.shape[0])
+    # A fixed random subset (files are sorted by identity: the first n would cover only a few people).
+    pick = torch.randperm(reals_uint8.shape[0], generator=torch.Generator().manual_seed(int(m.seed)))[:n_real]
+    reals = reals_uint8[pick.sort().values]
+    if m.inception:
+        from reid_gan.metrics.fid import FIDKIDMetric
+
+        log.info("Metric: FID and KID with Inception weights from %s (%d real, %d generated images)",
+                 m.inception, n_real, m.num_images)
+        return FIDKIDMetric(m.inception, reals, batch_size=m.batch_size, kid_subsets=m.kid_subsets,
+                            kid_subset_size=m.kid_subset_size, seed=m.seed)
+    from reid_gan.metrics.swd import SWDMetric
+
+    log.info("Metric: no Inception weights given (metrics.inception=null): reporting the sliced Wasserstein "
+             "distance on Laplacian-pyramid patches as metric/swd (x1e3, lower is better), not FID "
+             "(%d real, %d generated images)", n_real, m.num_images)
+    return SWDMetric(reals.float() / 127.5 - 1, min_res=m.swd.min_res, per_image=m.swd.per_image,
+                     num_dirs=m.swd.num_dirs, num_repeats=m.swd.num_repeats, seed=m.seed)
+
+
+class MetricOnUint8:
+    """Adapts generated [-1, 1] images to what each metric expects (uint8 for FID/KID)."""
+
+    def __init__(self, metric):
+        self.metric = metric
+
+    def __call__(self, fakes: torch.Tensor) -> dict[str, float]:
+        if getattr(self.metric, "wants_uint8", False):
+            return self.metric(to_uint8(fakes))
+        return self.metric(fakes.clamp(-1, 1))
