@@ -127,7 +127,7 @@ def test_embedded_file_loads_with_provenance():
 
 def test_embedded_matches_the_quickstart_networks(tmp_path):
     """The quickstart preset fine-tunes the embedded file: its G/D settings must be the file's."""
-    from reid_gan.train_gan import _check_kwargs, build_module, build_networks
+    from reid_gan.gan.training import _check_kwargs, build_module, build_networks
 
     cfg = compose_stage("train_gan", tmp_path, ["experiment=quickstart"])
     assert cfg.gan.resume == "embedded"

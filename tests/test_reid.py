@@ -46,7 +46,7 @@ class RecordTraining:
 
 def _reported_map_is_the_models(m, objs):
     """The run's val/mAP equals the Market-1501 mAP of its model's features, recomputed here."""
-    from reid_gan.evaluate import extract_features
+    from reid_gan.reid.training import extract_features
     from reid_gan.metrics.rank_metric import RankMetrics
 
     metric = RankMetrics()
