@@ -43,7 +43,8 @@ def calibrate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """``calibrate=true``: score a real set (``filter.calibrate_source``) and report the rejection rates."""
     fcfg = cfg.filter
     root = source_folder(fcfg.calibrate_source, cfg.get("data"))
-    image_set = load_image_set(root, list(fcfg.calibrate_splits), key="filter.calibrate_source")
+    image_set = load_image_set(root, list(fcfg.calibrate_splits), key="filter.calibrate_source",
+                               on_bad_image=str(fcfg.on_bad_image))
     if fcfg.calibrate_max_images and len(image_set.items) > fcfg.calibrate_max_images:
         keep = np.linspace(0, len(image_set.items) - 1, fcfg.calibrate_max_images).round().astype(int)
         image_set.items = [image_set.items[i] for i in sorted(set(keep))]
@@ -57,7 +58,7 @@ def filter(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:  # noqa: A
         return calibrate(cfg)
     fcfg = cfg.filter
     source = source_folder(fcfg.source, cfg.get("data"))
-    image_set = load_image_set(source, list(fcfg.splits), key="filter.source")
+    image_set = load_image_set(source, list(fcfg.splits), key="filter.source", on_bad_image=str(fcfg.on_bad_image))
     if not image_set.has_manifest:
         log.info("filter.source=%s has no manifest.jsonl: pids from file names, SSIM reference = first image",
                  source)

@@ -39,6 +39,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     from reid_gan.reid.augment import apply_augmentation, resolve_source
     from reid_gan.reid.module import ReIDModule
+    from reid_gan.utils.callbacks import FiniteLossGuard
     from reid_gan.utils.instantiate import instantiate_callbacks, log_hyperparameters
     from reid_gan.utils.io import atomic_write_json
 
@@ -62,7 +63,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                        scheduler=hydra.utils.instantiate(cfg.reid.scheduler) if cfg.reid.get("scheduler") else None,
                        label_smoothing=float(cfg.reid.label_smoothing), lsro_from=num_real if lsro else None,
                        backbone_lr_mult=float(cfg.reid.backbone_lr_mult), distance=str(cfg.reid.distance))
-    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    callbacks = [*instantiate_callbacks(cfg.get("callbacks")), FiniteLossGuard()]  # NaN/inf loss: stop, name the step
     ckpt_cb = hydra.utils.instantiate(cfg.reid.checkpoint) if cfg.reid.get("checkpoint") else None
     if ckpt_cb is not None:
         callbacks.append(ckpt_cb)
@@ -83,13 +84,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     val_loader = eval_loader(dm)
     trainer.fit(model, train_dataloaders=dm.train_dataloader(), val_dataloaders=val_loader,
-                ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), cfg))
+                ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), cfg), weights_only=True)
 
     # final query/gallery evaluation (the numbers a sweep reports)
     eval_ckpt = None
     if cfg.reid.eval_ckpt == "best" and ckpt_cb is not None and ckpt_cb.best_model_path:
         eval_ckpt = ckpt_cb.best_model_path
-    res = trainer.validate(model, dataloaders=val_loader, ckpt_path=eval_ckpt, verbose=False)
+    res = trainer.validate(model, dataloaders=val_loader, ckpt_path=eval_ckpt, verbose=False, weights_only=True)
     metrics: dict[str, Any] = {k: float(v) for k, v in res[0].items() if k.startswith("val/")}
     metrics.update({"seed": int(cfg.seed), "epochs": int(trainer.current_epoch),
                     "eval_weights": eval_ckpt or "last", **extra})

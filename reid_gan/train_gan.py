@@ -90,7 +90,10 @@ def train_gan(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     samples = generation_images_from_config(cfg.data)
     if g.max_images is not None and g.max_images > 0:
         samples = samples[: g.max_images]
-    images = load_images([str(s.path) for s in samples], height, width)
+    kept: list[int] = []
+    images = load_images([str(s.path) for s in samples], height, width, on_bad_image=str(cfg.data.on_bad_image),
+                         kept=kept)
+    samples = [samples[i] for i in kept]  # without any skipped image (labels stay aligned with images)
     log.info("GAN training set: %d images at %dx%d from %s", images.shape[0], height, width, cfg.data.root)
     save_grid(out_dir / "grids" / "reals.png", images[: g.grid.rows * g.grid.cols], g.grid.cols, png_compression=None)
     labels = c_pids = None

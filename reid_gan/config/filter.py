@@ -30,6 +30,8 @@ class FilterSchema:
     # the pedestrian detector (`detector=hog|yolov4_tiny` fills this node)
     detector: Any = None
     link: str = "hardlink"          # hardlink | copy
+    # an image of the set that cannot be decoded: error (default, before any scoring) or skip (warning + count)
+    on_bad_image: str = "${data.on_bad_image}"
     grid_examples: int = 32         # discarded examples shown per filter (PNG grid)
     progress: bool = True
     # calibrate=true: score a real set and plot rejection rate vs threshold
@@ -40,6 +42,7 @@ class FilterSchema:
 
     def __post_init__(self) -> None:
         check(self.link in ("hardlink", "copy"), "link", "must be hardlink or copy", self.link)
+        check(self.on_bad_image in ("skip", "error"), "on_bad_image", "must be skip or error", self.on_bad_image)
         check(self.grid_examples >= 0, "grid_examples", "must be >= 0", self.grid_examples)
         check(len(set(self.order)) == len(self.order), "order", "must not repeat a filter", self.order)
         for name in self.order:

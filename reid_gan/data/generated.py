@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from reid_gan.data.market1501 import TRAIN_DIR, format_name, parse_name
-from reid_gan.utils.io import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text, jsonl_text, read_jsonl
+from reid_gan.utils.io import (append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text, jsonl_text,
+                               read_jsonl, safe_member)
 from reid_gan.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -82,8 +83,21 @@ def is_synthetic(pid: int) -> bool:
 
 # --------------------------------------------------------------------------------------------- manifest
 def read_manifest(root: str | os.PathLike) -> list[dict]:
-    """The records of ``<root>/manifest.jsonl`` (none when it is absent; a half-written last line is dropped)."""
-    return read_jsonl(Path(root) / MANIFEST)
+    """The records of ``<root>/manifest.jsonl`` (none when it is absent; a half-written last line is dropped).
+
+    A set may come from somebody else: every path it names (``file``, ``latent``) must stay inside the
+    set — an absolute path, a ``..`` or a symbolic link leading out raises
+    :class:`~reid_gan.utils.io.UnsafePathError` naming the line. (``reference``, the real image a variant
+    was inverted from, points into the real dataset by design; it is only ever read as an image.)
+    """
+    records = read_jsonl(Path(root) / MANIFEST)
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            raise ValueError(f"{Path(root) / MANIFEST}: line {i + 1} is not a JSON object")
+        for field in ("file", "latent"):
+            if field in rec:
+                safe_member(root, rec[field], f"{Path(root) / MANIFEST} line {i + 1} ({field})")
+    return records
 
 
 def write_manifest(root: str | os.PathLike, records: Iterable[dict]) -> Path:
@@ -216,10 +230,14 @@ def load_person_latents(root: str | os.PathLike, record: Mapping[str, Any]) -> d
     """The per-person latents file a manifest record names (``latent``, else ``latents/<pid>.pt``)."""
     import torch
 
-    path = Path(root) / record.get("latent", person_latents_path(record["pid"]))
+    path = safe_member(root, record.get("latent", person_latents_path(record["pid"])),
+                       f"{Path(root) / MANIFEST}: the latents of pid {record.get('pid')}")  # never outside the set
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the latents of pid {record['pid']} are missing")
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # weights-only: a latents file from elsewhere cannot run code here
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - re-raised naming the file
+        raise ValueError(f"{path}: not a readable latents file ({e})") from None
     if not isinstance(data, dict) or data.get("format") != LATENTS_FORMAT:
         raise ValueError(f"{path}: not a generate latents file (format {LATENTS_FORMAT})")
     return data

@@ -23,8 +23,9 @@ Images are checked while indexing (``verify_images``):
 * ``"none"`` skips the check; a bad file then fails when the loader reads it (the error names it).
 
 A bad image raises :class:`BadImageError` (``on_bad_image="error"``, default: silently losing images
-changes the numbers) or is dropped with a warning and counted in ``bad_images``
-(``on_bad_image="skip"``).
+changes the numbers) or is dropped with a warning naming it and counted in ``bad_images``
+(``on_bad_image="skip"``, which upgrades ``"header"`` to ``"decode"`` so that a corrupt image is skipped
+while indexing instead of failing the run when the loader reaches it).
 """
 
 from __future__ import annotations
@@ -191,6 +192,11 @@ class ReIDDataset:
             raise ValueError(f"on_bad_image must be 'skip' or 'error' (got {on_bad_image!r})")
         if verify_images not in ("none", "header", "decode"):
             raise ValueError(f"verify_images must be none, header or decode (got {verify_images!r})")
+        if on_bad_image == "skip" and verify_images == "header":
+            # skipping is only possible for what indexing finds: decode every image now, so a corrupt one is
+            # skipped here rather than failing the run when the loader reaches it
+            log.info("data.on_bad_image=skip: decoding every image while indexing (verify_images=decode)")
+            verify_images = "decode"
         self.on_bad_image = on_bad_image
         self.verify_images = verify_images
         self.root = self._resolve_root(Path(root).expanduser())
@@ -285,6 +291,8 @@ class ReIDDataset:
                 raise BadImageError(f"{self.display_name}: {len(bad_images)} bad image(s) in {folder}: "
                                     f"{_listing([f'{p} [{r}]' for p, r in bad_images])} "
                                     f"(set data.on_bad_image=skip to drop them with a warning)")
+            for path, reason in bad_images:  # each file named, then the count (in __init__)
+                log.warning("%s: skipping bad image %s [%s] (data.on_bad_image=skip)", self.display_name, path, reason)
             self.bad_images.extend(bad_images)
         if dropped:
             log.info("%s %s: dropped %s", self.display_name, split,
@@ -458,13 +466,17 @@ class FolderDataset(ReIDDataset):
         if wrong:
             raise DatasetError(f"{self.display_name}: {mpath} disagrees with the file names: {_listing(wrong)}")
         no_line = sorted(set(on_disk) - set(self.manifest))
-        no_file = sorted(f for f in set(self.manifest) - set(on_disk) if f.startswith(TRAIN_DIR + "/"))
-        if no_line:
-            log.warning("%s: %d image(s) have no line in %s, e.g. %s", self.display_name, len(no_line), mpath,
-                        _listing(no_line))
-        if no_file:
-            log.warning("%s: %d line(s) of %s name images that are not in the dataset (missing or skipped), "
-                        "e.g. %s", self.display_name, len(no_file), mpath, _listing(no_file))
+        skipped = {Path(p).relative_to(self.root).as_posix() for p, _ in self.bad_images}
+        no_file = sorted(f for f in set(self.manifest) - set(on_disk) - skipped if f.startswith(TRAIN_DIR + "/"))
+        if no_line or no_file:
+            parts = ([f"{len(no_line)} image(s) have no line in it: {_listing(no_line)}"] if no_line else []) + \
+                    ([f"{len(no_file)} line(s) name images that are not in {self.root / TRAIN_DIR}: "
+                      f"{_listing(no_file)}"] if no_file else [])
+            raise DatasetError(f"{self.display_name}: {mpath} disagrees with the files: {'; '.join(parts)} "
+                               f"(a set from `reid_gan.generate` or `reid_gan.filter` always agrees; re-run it)")
+        if skipped:
+            log.warning("%s: %d line(s) of %s name images skipped as bad (data.on_bad_image=skip)",
+                        self.display_name, len(skipped & set(self.manifest)), mpath)
 
     def manifest_record(self, path: str | Path) -> dict | None:
         """The manifest line of an image (absolute path or relative to the root), if any."""

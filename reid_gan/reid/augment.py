@@ -85,19 +85,25 @@ def resolve_source(cfg: Any, artifacts: str | Path | None) -> str | None:
     return str(latest[key])
 
 
-def _load_set(source: str) -> FolderDataset:
+def _load_set(source: str, on_bad_image: str = "error", verify_images: str = "header") -> FolderDataset:
     root = Path(str(source))
     if not root.is_dir():
         raise AugError(f"aug.source={source}: folder not found (a generated set in Market layout: "
                        f"bounding_box_train/ + manifest.jsonl)")
+    if not (root / "manifest.jsonl").is_file():
+        raise AugError(f"aug.source={source}: no manifest.jsonl in {root} (a generated or kept set has one: "
+                       f"written by `python -m reid_gan.generate` / `reid_gan.filter`)")
     try:
-        return FolderDataset(root)
+        return FolderDataset(root, on_bad_image=on_bad_image, verify_images=verify_images,
+                             display_name="generated set")
     except DatasetError as e:
         raise AugError(f"aug.source={source}: {e}") from None
 
 
-def select_samples(cfg: Any, real_train_pids: set[int]) -> tuple[list[Sample], AugInfo, FolderDataset | None]:
-    """The generated samples the ``aug`` config asks for (original pids), checked against the set."""
+def select_samples(cfg: Any, real_train_pids: set[int], on_bad_image: str = "error",
+                   verify_images: str = "header") -> tuple[list[Sample], AugInfo, FolderDataset | None]:
+    """The generated samples the ``aug`` config asks for (original pids), checked against the set (its bad
+    images handled as the real data's: ``data.on_bad_image`` / ``data.verify_images``)."""
     name = aug_arm(_get(cfg, "persons"), _get(cfg, "images_per_person"))
     label = str(_get(cfg, "label", "new_class"))
     info = AugInfo(name=name, label=label)
@@ -109,7 +115,7 @@ def select_samples(cfg: Any, real_train_pids: set[int]) -> tuple[list[Sample], A
     if not source:
         raise AugError("aug.source: no generated set given (resolve it with resolve_source first)")
     info.source = str(source)
-    ds = _load_set(source)
+    ds = _load_set(source, on_bad_image, verify_images)
     by_pid: dict[int, list[Sample]] = defaultdict(list)
     for s, pid in zip(ds.train, ds.train_orig_pids):
         by_pid[int(pid)].append(Sample(s.path, int(pid), s.camid))
@@ -160,7 +166,8 @@ def apply_augmentation(dm: Any, cfg: Any, artifacts: str | Path | None = None) -
     cfg["source"] = resolve_source(cfg, artifacts)
     dm.setup()
     real_pids = set(int(p) for p in dm.dataset.train_orig_pids)
-    samples, info, ds = select_samples(cfg, real_pids)
+    samples, info, ds = select_samples(cfg, real_pids, getattr(dm.dataset, "on_bad_image", "error"),
+                                       getattr(dm.dataset, "verify_images", "header"))
     if info.name == "none" or not samples:
         if info.name != "none":
             log.info("aug arm %s with 0 images: training on the real set only (the baseline)", info.name)

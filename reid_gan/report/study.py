@@ -261,6 +261,16 @@ def log_to_wandb(cfg: Any, result: dict[str, Any]) -> None:
     node = OmegaConf.select(cfg, "logger.wandb", default=None)
     if not node:
         return
+    try:
+        _log_to_wandb(node, cfg, result)
+    except Exception as e:  # noqa: BLE001 - a W&B failure never fails the report
+        log.warning("W&B: logging the study report failed (%s: %s); the report files are complete",
+                    type(e).__name__, e)
+
+
+def _log_to_wandb(node: Any, cfg: Any, result: dict[str, Any]) -> None:
+    from omegaconf import OmegaConf
+
     import wandb
 
     run = wandb.init(project=node.get("project", "reid-gan"), name="study-report", job_type="report",

@@ -28,6 +28,8 @@ __all__ = [
     "jsonl_text",
     "read_jsonl",
     "file_sha256",
+    "UnsafePathError",
+    "safe_member",
 ]
 
 
@@ -127,6 +129,30 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+class UnsafePathError(ValueError):
+    """A path read from a file (a manifest line, a latents record) would leave its folder."""
+
+
+def safe_member(root: str | os.PathLike, rel: Any, what: str) -> Path:
+    """``root / rel`` for a path ``rel`` read from a file inside ``root`` (a manifest's ``file``), refusing
+    anything that could reach outside ``root``: a non-string, an absolute path, a ``..`` component, or a
+    symbolic link (anywhere along the way) that resolves outside ``root``. ``what`` names the source in
+    the error (e.g. ``"<set>/manifest.jsonl line 3"``)."""
+    if not isinstance(rel, str) or not rel or "\x00" in rel:
+        raise UnsafePathError(f"{what}: {rel!r} is not a relative file path")
+    pure = Path(rel)
+    if pure.is_absolute() or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
+        raise UnsafePathError(f"{what}: {rel!r} is an absolute path; paths must be relative to {root}")
+    if ".." in pure.parts or ".." in rel.replace("\\", "/").split("/"):
+        raise UnsafePathError(f"{what}: {rel!r} climbs out of {root} with '..'")
+    base = Path(root).resolve()
+    target = (base / pure).resolve()
+    if target != base and base not in target.parents:
+        raise UnsafePathError(f"{what}: {rel!r} is a symbolic link (or under one) leading outside {root} "
+                              f"(to {target})")
+    return Path(root) / pure
 
 
 def _json_default(o: Any) -> Any:

@@ -37,7 +37,11 @@ def finish_wandb() -> None:
         return
     if wandb.run is not None:
         log.info("Closing the W&B run")
-        wandb.finish()
+        try:
+            wandb.finish()
+        except Exception as e:  # noqa: BLE001 - a W&B failure never fails the run
+            log.warning("Closing the W&B run failed (%s: %s); the run's own outputs are complete",
+                        type(e).__name__, e)
 
 
 def task_wrapper(task_func: TaskFn) -> TaskFn:
