@@ -75,7 +75,13 @@ def train_gan(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         else:
             raise ValueError(f"gan.resume: {rp} is neither a .ckpt, a snapshot .pt nor an NVIDIA .pkl")
     if ckpt_path is not None:
-        meta = torch.load(ckpt_path, map_location="cpu", weights_only=True).get("gan", {})
+        try:  # weights-only: a checkpoint from elsewhere cannot run code here
+            meta = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - re-raised naming the file
+            raise ValueError(f"gan.resume: {ckpt_path} cannot be read as a weights-only checkpoint ({e})") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("gan"), dict):
+            raise ValueError(f"gan.resume: {ckpt_path} is not a train_gan checkpoint (no 'gan' record)")
+        meta = meta["gan"]
         if meta.get("cur_nimg", 0) >= g.kimg * 1000:
             log.info("%s already reached %.3f kimg (gan.kimg=%s): nothing to train", ckpt_path,
                      meta["cur_nimg"] / 1000, g.kimg)

@@ -58,6 +58,14 @@ class TrainerSchema:
               "must be one of auto, cpu, gpu, cuda, mps, tpu", self.accelerator)
         check(self.num_nodes >= 1, "num_nodes", "must be >= 1", self.num_nodes)
         check(self.max_epochs is None or self.max_epochs >= -1, "max_epochs", "must be >= -1", self.max_epochs)
+        check(self.min_epochs is None or self.min_epochs >= 0, "min_epochs", "must be >= 0 or null", self.min_epochs)
+        check(self.max_steps >= -1, "max_steps", "must be >= 0, or -1 (no limit)", self.max_steps)
+        check(self.check_val_every_n_epoch is None or self.check_val_every_n_epoch >= 1, "check_val_every_n_epoch",
+              "must be >= 1 or null", self.check_val_every_n_epoch)
+        check(self.num_sanity_val_steps is None or self.num_sanity_val_steps >= -1, "num_sanity_val_steps",
+              "must be >= 0, or -1 (all)", self.num_sanity_val_steps)
+        check(self.gradient_clip_val is None or self.gradient_clip_val >= 0, "gradient_clip_val", "must be >= 0 or null",
+              self.gradient_clip_val)
         check(self.log_every_n_steps >= 1, "log_every_n_steps", "must be >= 1", self.log_every_n_steps)
         check(self.accumulate_grad_batches >= 1, "accumulate_grad_batches", "must be >= 1",
               self.accumulate_grad_batches)

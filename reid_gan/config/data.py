@@ -60,7 +60,7 @@ class RenderSchema:
         check(self.num_junk >= 0, "render.num_junk", "must be >= 0", self.num_junk)
         pair("jpeg_quality", 1, 100)
         check((self.height, self.width) == (128, 64), "render.height",
-              "the renderer draws 128x64 (HxW) crops like Market-1501", (self.height, self.width))
+              "height and width must be 128 and 64: the renderer draws 128x64 (HxW) crops like Market-1501", (self.height, self.width))
         for k in ("shared_colour_prob", "occlusion_prob", "blur_prob"):
             check(0.0 <= getattr(self, k) <= 1.0, f"render.{k}", "must be in [0, 1]", getattr(self, k))
         check(self.detector_tries >= 1, "render.detector_tries", "must be >= 1", self.detector_tries)

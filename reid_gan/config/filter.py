@@ -9,6 +9,7 @@ from hydra.core.config_store import ConfigStore
 
 from reid_gan.config import check
 
+SPLITS = ("bounding_box_train", "query", "bounding_box_test")
 KNOWN_STEPS = ("detector", "ssim", "identity")
 
 
@@ -43,6 +44,9 @@ class FilterSchema:
     def __post_init__(self) -> None:
         check(self.link in ("hardlink", "copy"), "link", "must be hardlink or copy", self.link)
         check(self.on_bad_image in ("skip", "error"), "on_bad_image", "must be skip or error", self.on_bad_image)
+        for key in ("splits", "calibrate_splits"):
+            v = list(getattr(self, key))
+            check(len(v) > 0 and all(s in SPLITS for s in v), key, f"must list split folders among {', '.join(SPLITS)}", v)
         check(self.grid_examples >= 0, "grid_examples", "must be >= 0", self.grid_examples)
         check(len(set(self.order)) == len(self.order), "order", "must not repeat a filter", self.order)
         for name in self.order:

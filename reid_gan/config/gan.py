@@ -106,6 +106,8 @@ class SWDSchema:
     def __post_init__(self) -> None:
         check(self.min_res >= 1, "swd.min_res", "must be >= 1", self.min_res)
         check(self.per_image >= 1, "swd.per_image", "must be >= 1", self.per_image)
+        check(self.num_dirs >= 1, "swd.num_dirs", "must be >= 1", self.num_dirs)
+        check(self.num_repeats >= 1, "swd.num_repeats", "must be >= 1", self.num_repeats)
 
 
 @dataclass

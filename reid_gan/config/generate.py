@@ -19,15 +19,20 @@ class StyleMixSchema:
     ranges: List[Any] = field(default_factory=lambda: ["coarse", "middle"])  # cycled over the images
 
     def __post_init__(self) -> None:
-        check(self.weight >= 0, "weight", "must be >= 0", self.weight)
-        check(len(self.ranges) > 0, "ranges", "needs at least one layer range", list(self.ranges))
-        for i, r in enumerate(self.ranges):
-            if isinstance(r, str):
-                check(r in _NAMED, f"ranges[{i}]", "must be coarse, middle, fine or [start, end)", r)
-            else:
-                vals = list(r)
-                check(len(vals) == 2 and all(isinstance(v, int) for v in vals) and 0 <= vals[0] < vals[1],
-                      f"ranges[{i}]", "an explicit range is [start, end) with 0 <= start < end", vals)
+        check(self.weight >= 0, "methods.style_mix.weight", "must be >= 0", self.weight)
+        check_layer_ranges(self.ranges, "methods.style_mix.ranges")
+
+
+def check_layer_ranges(ranges: Any, key: str) -> None:
+    """Named ranges (coarse, middle, fine) or explicit ``[start, end)`` pairs; at least one."""
+    check(len(ranges) > 0, key, "needs at least one layer range", list(ranges))
+    for i, r in enumerate(ranges):
+        if isinstance(r, str):
+            check(r in _NAMED, f"{key}[{i}]", "must be coarse, middle, fine or [start, end)", r)
+        else:
+            vals = list(r) if isinstance(r, (list, tuple)) or hasattr(r, "__iter__") else [r]
+            check(len(vals) == 2 and all(isinstance(v, int) for v in vals) and 0 <= vals[0] < vals[1],
+                  f"{key}[{i}]", "an explicit range is [start, end) with 0 <= start < end", vals)
 
 
 @dataclass
@@ -38,9 +43,9 @@ class InterpolateSchema:
     max_alpha: float = 0.3            # the maximum step: keeps the identity
 
     def __post_init__(self) -> None:
-        check(self.weight >= 0, "weight", "must be >= 0", self.weight)
-        check(self.space in ("w", "z"), "space", "must be w or z", self.space)
-        check(0 <= self.min_alpha <= self.max_alpha <= 1, "max_alpha",
+        check(self.weight >= 0, "methods.interpolate.weight", "must be >= 0", self.weight)
+        check(self.space in ("w", "z"), "methods.interpolate.space", "must be w or z", self.space)
+        check(0 <= self.min_alpha <= self.max_alpha <= 1, "methods.interpolate.max_alpha",
               "need 0 <= min_alpha <= max_alpha <= 1", (self.min_alpha, self.max_alpha))
 
 
@@ -51,9 +56,9 @@ class TransformSchema:
     max_rotate: float = 10.0          # degrees, |angle| <= this
 
     def __post_init__(self) -> None:
-        check(self.weight >= 0, "weight", "must be >= 0", self.weight)
-        check(self.max_translate >= 0, "max_translate", "must be >= 0", self.max_translate)
-        check(0 <= self.max_rotate <= 180, "max_rotate", "must be in [0, 180]", self.max_rotate)
+        check(self.weight >= 0, "methods.transform.weight", "must be >= 0", self.weight)
+        check(self.max_translate >= 0, "methods.transform.max_translate", "must be >= 0", self.max_translate)
+        check(0 <= self.max_rotate <= 180, "methods.transform.max_rotate", "must be in [0, 180]", self.max_rotate)
 
 
 @dataclass
@@ -73,10 +78,11 @@ class FiguresSchema:
     scale: int = 1                    # integer up-scaling of each cell
 
     def __post_init__(self) -> None:
-        check(self.persons >= 1, "persons", "must be >= 1", self.persons)
-        check(self.donors >= 1, "donors", "must be >= 1", self.donors)
-        check(self.steps >= 2, "steps", "must be >= 2", self.steps)
-        check(self.scale >= 1, "scale", "must be >= 1", self.scale)
+        check(self.persons >= 1, "figures.persons", "must be >= 1", self.persons)
+        check(self.donors >= 1, "figures.donors", "must be >= 1", self.donors)
+        check(self.steps >= 2, "figures.steps", "must be >= 2", self.steps)
+        check(self.scale >= 1, "figures.scale", "must be >= 1", self.scale)
+        check_layer_ranges(self.ranges, "figures.ranges")
 
 
 @dataclass
@@ -123,6 +129,8 @@ class GenerateSchema:
               (self.height, self.width))
         check(self.height is None or (self.height > 0 and self.width > 0), "height", "must be > 0",
               (self.height, self.width))
+        check(self.truncation_cutoff is None or self.truncation_cutoff >= 0, "truncation_cutoff",
+              "must be >= 0 (layers truncated) or null (all)", self.truncation_cutoff)
         check(self.synthesis_batch >= 1, "synthesis_batch", "must be >= 1", self.synthesis_batch)
         check(self.batch_persons >= 1, "batch_persons", "must be >= 1", self.batch_persons)
         check(self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"), "device",

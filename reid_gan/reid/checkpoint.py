@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reid_gan.utils.weights import WeightsError
+from reid_gan.utils.weights import WeightsError, load_strict
 
 __all__ = ["read_checkpoint", "reid_net_from_settings", "load_reid_net"]
 
@@ -39,5 +39,5 @@ def load_reid_net(path: str | Path, key: str = "ckpt_path"):
         raise WeightsError(f"{key}={path}: not a checkpoint of reid_gan.train (no 'reid_net' entry)")
     net = reid_net_from_settings(ckpt["reid_net"])
     sd = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    net.load_state_dict(sd, strict=True)
+    load_strict(net, sd, f"{key}={path}")  # a mismatch names the keys and the shapes, file vs model
     return net.eval(), str(ckpt.get("reid_distance", "cosine"))
