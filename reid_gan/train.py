@@ -39,7 +39,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     from reid_gan.reid.augment import apply_augmentation, resolve_source
     from reid_gan.reid.module import ReIDModule
-    from reid_gan.utils.callbacks import FiniteLossGuard
+    from reid_gan.utils.callbacks import AtomicCheckpointIO, FiniteLossGuard, LastCheckpointEveryEpoch
     from reid_gan.utils.instantiate import instantiate_callbacks, log_hyperparameters
     from reid_gan.utils.io import atomic_write_json
 
@@ -66,13 +66,14 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     callbacks = [*instantiate_callbacks(cfg.get("callbacks")), FiniteLossGuard()]  # NaN/inf loss: stop, name the step
     ckpt_cb = hydra.utils.instantiate(cfg.reid.checkpoint) if cfg.reid.get("checkpoint") else None
     if ckpt_cb is not None:
-        callbacks.append(ckpt_cb)
+        callbacks += [LastCheckpointEveryEpoch(ckpt_cb), ckpt_cb]  # last.ckpt: every epoch, not only improved ones
     loggers = build_loggers(cfg)
     trainer_kw = {}
     if cfg.trainer.get("sync_batchnorm") and not uses_gpu(cfg.trainer):
         log.warning("trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm): off for this CPU run")
         trainer_kw["sync_batchnorm"] = False
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **trainer_kw,
+                                      plugins=[AtomicCheckpointIO()],  # a full disk never truncates last.ckpt
                                       max_epochs=int(cfg.reid.max_epochs),
                                       check_val_every_n_epoch=int(cfg.reid.val_every_n_epochs),
                                       enable_checkpointing=ckpt_cb is not None)

@@ -43,6 +43,7 @@ def train_gan(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     from reid_gan.gan.images import load_images
     from reid_gan.report.grids import save_grid
+    from reid_gan.utils.callbacks import AtomicCheckpointIO, FiniteLossGuard
     from reid_gan.utils.instantiate import instantiate_callbacks, instantiate_loggers
     from reid_gan.utils.io import read_jsonl
 
@@ -140,9 +141,12 @@ def train_gan(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                               fake_c, grid_c)
 
     loggers = instantiate_loggers(cfg.get("logger"))
-    callbacks = instantiate_callbacks(cfg.get("callbacks")) + [tick_cb]
+    # The NaN/inf guard runs before the tick callback, so a bad step is never written to last.ckpt.
+    guard = FiniteLossGuard(last_checkpoint=out_dir / "checkpoints" / "last.ckpt")
+    callbacks = instantiate_callbacks(cfg.get("callbacks")) + [guard, tick_cb]
     trainer = hydra.utils.instantiate(cfg.trainer, max_epochs=-1, max_steps=-1, enable_checkpointing=False,
-                                      logger=loggers or False, callbacks=callbacks, _convert_="all")
+                                      logger=loggers or False, callbacks=callbacks, plugins=[AtomicCheckpointIO()],
+                                      _convert_="all")
     t0 = time.time()
     # weights_only: a checkpoint is read as tensors and plain values only, never unpickled code.
     trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt_path) if ckpt_path else None,
