@@ -100,6 +100,7 @@ def train_encoder(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     from reid_gan.encoder.data import EncoderImages, split_identities
     from reid_gan.encoder.module import ReStyleModule
     from reid_gan.encoder.networks import ReStylePSP
+    from reid_gan.utils.callbacks import AtomicCheckpointIO, FiniteLossGuard
     from reid_gan.utils.instantiate import instantiate_loggers
     from reid_gan.utils.io import read_jsonl
 
@@ -136,7 +137,11 @@ def train_encoder(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer = hydra.utils.instantiate(cfg.trainer, max_epochs=-1, max_steps=int(e.max_steps),
                                       check_val_every_n_epoch=None, val_check_interval=int(e.val_every),
-                                      enable_checkpointing=False, logger=loggers or False, callbacks=[cb],
+                                      enable_checkpointing=False, logger=loggers or False,
+                                      # NaN/inf loss: stop at that step, before the next last.ckpt is written
+                                      callbacks=[FiniteLossGuard(last_checkpoint=out_dir / "checkpoints" / "last.ckpt"),
+                                                 cb],
+                                      plugins=[AtomicCheckpointIO()],
                                       num_sanity_val_steps=0, _convert_="all")
     t0 = time.time()
     if ckpt_path is None:

@@ -20,7 +20,7 @@ class EncoderLossSchema:
 
     def __post_init__(self) -> None:
         for k in ("l2", "lpips", "sim", "w_norm"):
-            check(getattr(self, k) >= 0, k, "must be >= 0", getattr(self, k))
+            check(getattr(self, k) >= 0, f"loss.{k}", "must be >= 0", getattr(self, k))
 
 
 @dataclass
@@ -32,10 +32,10 @@ class LPIPSSchema:
     min_size: int = 64                   # upsample inputs whose short side is below this (0: never)
 
     def __post_init__(self) -> None:
-        check(self.net in (None, "alex", "vgg", "squeeze"), "net", "must be alex, vgg, squeeze or null", self.net)
-        check(self.substitute in ("alex_random", "reid"), "substitute", "must be alex_random or reid",
+        check(self.net in (None, "alex", "vgg", "squeeze"), "lpips.net", "must be alex, vgg, squeeze or null", self.net)
+        check(self.substitute in ("alex_random", "reid"), "lpips.substitute", "must be alex_random or reid",
               self.substitute)
-        check(self.min_size >= 0, "min_size", "must be >= 0", self.min_size)
+        check(self.min_size >= 0, "lpips.min_size", "must be >= 0", self.min_size)
 
 
 @dataclass
@@ -44,7 +44,7 @@ class MocoSchema:
     short_side: int = 224                # resize keeping the aspect ratio (pSp squashes to 224x224)
 
     def __post_init__(self) -> None:
-        check(self.short_side >= 32, "short_side", "must be >= 32", self.short_side)
+        check(self.short_side >= 32, "moco.short_side", "must be >= 32", self.short_side)
 
 
 @dataclass
@@ -54,7 +54,7 @@ class EncoderReIDSchema:
     width: Optional[int] = None
 
     def __post_init__(self) -> None:
-        check((self.height is None) == (self.width is None), "height", "set both height and width, or neither",
+        check((self.height is None) == (self.width is None), "reid.height", "set both height and width, or neither",
               (self.height, self.width))
 
 
@@ -98,6 +98,7 @@ class EncoderSchema:
         check(self.val_ids >= 1, "val_ids", "must be >= 1 (identities held out for validation)", self.val_ids)
         check(self.val_max_images is None or self.val_max_images >= 1, "val_max_images", "must be >= 1 or null",
               self.val_max_images)
+        check(self.max_images is None or self.max_images >= 1, "max_images", "must be >= 1 or null", self.max_images)
         check(self.grid_images >= 1, "grid_images", "must be >= 1", self.grid_images)
         check(self.resume is None or bool(self.resume), "resume", "null, auto or a .ckpt path", self.resume)
 

@@ -111,6 +111,7 @@ class ReStyleModule(pl.LightningModule):
                  "train/ssim": float(batch_ssim(x_g, y).mean())}
         self.last_train = stats
         self.log_dict(stats, on_step=True, on_epoch=False, prog_bar=False, batch_size=x_in.shape[0])
+        self.last_stats = stats  # every loss term by name, for the NaN/inf guard (reid_gan.utils.callbacks)
         return total.detach()
 
     # ------------------------------------------------------------------------------------------ validation

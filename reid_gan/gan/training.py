@@ -142,7 +142,10 @@ def transfer_weights(module, path: Path, cfg: DictConfig) -> None:
 
     obj = None
     if path.suffix == ".pt":
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        try:  # weights-only: a file from elsewhere cannot run code here
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - re-raised naming the file
+            raise ValueError(f"gan.resume: {path} cannot be read as a weights-only file ({e})") from None
     if path.suffix == ".pkl":
         from reid_gan.gan.nvlabs import load_pkl
 

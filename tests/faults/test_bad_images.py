@@ -148,7 +148,7 @@ def test_train_skip_in_dataset_and_kept_set_warns_counts_and_finishes(data_copy,
     bad_kept = _damage_three(kept)
     bad_real = _damage_three(data_copy)
     cfg = compose_stage("train", tmp_path, [*REID_FAST, "data.name=folder", f"data.root={data_copy}",
-                                            "data.on_bad_image=skip", "aug=persons", f"aug.source={kept}",
+                                            "data.on_bad_image=skip", f"aug.source={kept}",
                                             "aug.persons=2"])
     validate_config(cfg)
     with caplog.at_level(logging.WARNING):
@@ -167,7 +167,7 @@ def test_train_error_in_kept_set_names_the_file(kind, data_copy, tmp_path):
     bad = DAMAGE[kind](sorted((kept / "bounding_box_train").iterdir())[1])
     verify = ["data.verify_images=decode"] if kind == "corrupt" else []
     cfg = compose_stage("train", tmp_path, [*REID_FAST, "data.name=folder", f"data.root={data_copy}", *verify,
-                                            "aug=persons", f"aug.source={kept}", "aug.persons=2"])
+                                            f"aug.source={kept}", "aug.persons=2"])
     validate_config(cfg)
     with pytest.raises(AugError, match=bad.name):
         train(cfg)

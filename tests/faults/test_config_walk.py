@@ -36,6 +36,14 @@ ANY_VALUE = {
     "generate.psi": "truncation psi: any real number is defined (1 = none, 0 = the mean, < 0 flips, > 1 extrapolates)",
     "reid.pretrained": "a weights file (checked when read) or null",
     "aug.source": "a folder (checked when read)",
+    "encoder.out_dir": "a folder", "encoder.generator": "a generator file or folder (checked when read) or null",
+    "encoder.backbone_weights": "a weights file (checked when read) or null",
+    "encoder.lpips.trunk": "a weights file (checked when read) or null",
+    "encoder.moco.weights": "a weights file (checked when read) or null",
+    "encoder.reid.checkpoint": "a checkpoint (checked when read) or null",
+    "encoder.resume": "auto, a checkpoint (checked when read) or null",
+    "invert.encoder": "an encoder file (checked when read)", "invert.generator": "a generator (checked when read)",
+    "invert.out": "a folder",
 }
 
 
@@ -136,7 +144,8 @@ def test_cli_unknown_key_and_wrong_type_rejected_at_composition(stage, tmp_path)
 STAGE_TASKS = {"make_dataset": "reid_gan.make_dataset:make_dataset", "train_gan": "reid_gan.train_gan:train_gan",
                "generate": "reid_gan.generate:generate", "filter": "reid_gan.filter:filter",
                "train": "reid_gan.train:train", "evaluate": "reid_gan.evaluate:evaluate",
-               "pipeline": "reid_gan.pipeline:pipeline", "report": "reid_gan.report.stage:report"}
+               "pipeline": "reid_gan.pipeline:pipeline", "report": "reid_gan.report.stage:report",
+               "train_encoder": "reid_gan.train_encoder:train_encoder", "invert": "reid_gan.invert:invert"}
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -110,3 +110,34 @@ def test_guard_reads_returned_loss_and_gan_stats():
     gan = SimpleNamespace(iteration=12, last_stats={"train/loss_G": 0.5, "train/r1": math.nan, "train/ada_p": math.nan})
     with pytest.raises(NonFiniteLossError, match=r"step 12 .*train/r1 = nan$|step 12 .*train/r1 = nan;"):
         g.on_train_batch_end(trainer, gan, None, None, 0)
+
+
+ENC = ["logger=none", "trainer=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+       "encoder.max_steps=6", "encoder.val_every=2", "encoder.resume=auto"]
+
+
+def test_encoder_stops_at_the_bad_step_keeps_the_last_good_checkpoint_and_resumes(tmp_path, monkeypatch):
+    from reid_gan.encoder.module import ReStyleModule
+    from reid_gan.train_encoder import train_encoder
+
+    real = ReStyleModule.training_step
+    calls = {"n": 0}
+
+    def poisoned(self, batch, batch_idx):
+        calls["n"] += 1
+        out = real(self, batch, batch_idx)
+        if calls["n"] == 4:  # the 4th step's l2 term (reported, as the module reports it, after the step)
+            self.last_stats = {**self.last_stats, "train/loss/l2": math.nan, "train/loss": math.nan}
+            return out * math.nan
+        return out
+
+    monkeypatch.setattr(ReStyleModule, "training_step", poisoned)
+    cfg = compose_stage("train_encoder", tmp_path, ENC)
+    validate_config(cfg)
+    last = Path(cfg.encoder.out_dir) / "checkpoints" / "last.ckpt"
+    with pytest.raises(NonFiniteLossError, match=r"training step 4 .*train/loss/l2 = nan.*last\.ckpt.* is kept"):
+        train_encoder(cfg)
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 2
+    monkeypatch.setattr(ReStyleModule, "training_step", real)
+    metrics, _ = train_encoder(compose_stage("train_encoder", tmp_path, ENC))
+    assert metrics["train/steps"] == 6

@@ -1,0 +1,282 @@
+"""Fault 4 and 8: ``kill -9`` of a real ``python -m reid_gan.<stage>`` process at several seeded moments,
+then the same command again; and two pipelines started at once on one artifacts root.
+
+Each kill waits for a seeded amount of the stage's own progress (files written, checkpoints rewritten,
+cache lines, artifacts completed), sends SIGKILL, and re-runs. The re-run must finish; nothing is
+half-written (no temporary file left, every manifest line names a file and the reverse); complete work
+is not redone; where the stage is deterministic the result equals an uninterrupted run's (hashes).
+The in-process kill cells of train_gan, generate and the renderer are in test_gan_train.py,
+test_generate.py and test_synthetic.py; the cheap pipeline cell (a stage dying mid-way) is below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from reid_gan.utils.io import read_jsonl
+from tests.helpers import REPO
+
+SEEDS = (0, 1, 2)
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, OMP_NUM_THREADS="1", HYDRA_FULL_ERROR="1", WANDB_MODE="offline",
+                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def _cmd(stage: str, root: Path, extra: list[str]) -> list[str]:
+    return [sys.executable, "-m", f"reid_gan.{stage}", "experiment=smoke", f"paths.root_dir={root}",
+            "print_config=false", "logger=csv", *extra]
+
+
+def _run(stage: str, root: Path, extra: list[str], timeout: float = 900) -> str:
+    p = subprocess.run(_cmd(stage, root, extra), cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, f"{stage} failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+    return p.stdout + p.stderr
+
+
+def _kill_when(stage: str, root: Path, extra: list[str], ready: Callable[[], bool], timeout: float = 600) -> None:
+    """Start the stage, SIGKILL it as soon as ``ready()`` holds (fails if it finishes first)."""
+    proc = subprocess.Popen(_cmd(stage, root, extra), cwd=REPO, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            if ready():
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(60)
+                return
+            if proc.poll() is not None:
+                pytest.fail(f"{stage} finished before the kill point:\n" + proc.stdout.read().decode()[-3000:])
+            time.sleep(0.02)
+        pytest.fail(f"{stage}: kill point not reached in {timeout} s")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(60)
+
+
+def _tree(root: Path, skip=(".lock", "_COMPLETE.json", ".log", "config_tree.yaml")) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.name.endswith(skip) and ".hydra" not in p.parts}
+
+
+def _no_temp_files(root: Path) -> None:
+    temps = [p for p in root.rglob("*") if p.is_file() and ".tmp" in p.name]
+    assert not temps, f"temporary files left: {temps}"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Uninterrupted runs of the deterministic stages (smoke preset), one root."""
+    root = tmp_path_factory.mktemp("reference")
+    _run("make_dataset", root, [])
+    _run("generate", root, ["generate.persons=4", "generate.figures.enabled=false"])
+    _run("filter", root, ["filter.progress=false", f"filter.out={root}/kept", f"filter.report_dir={root}/report"])
+    return root
+
+
+# ---------------------------------------------------------------------------------- per stage
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SEEDS)
+def test_make_dataset_killed_then_rerun_equals_uninterrupted(seed, reference, tmp_path):
+    data = tmp_path / "data" / "smoke" / "synthetic-market"
+    total = sum(1 for p in (reference / "data" / "smoke" / "synthetic-market").rglob("*.jpg"))
+    at = random.Random(seed).randint(1, total - 1)
+    _kill_when("make_dataset", tmp_path, [], lambda: data.is_dir() and sum(1 for _ in data.rglob("*.jpg")) >= at)
+    _run("make_dataset", tmp_path, [])
+    _no_temp_files(data)
+    assert _tree(data) == _tree(reference / "data" / "smoke" / "synthetic-market")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SEEDS)
+def test_generate_killed_then_rerun_equals_uninterrupted(seed, reference, tmp_path):
+    out = tmp_path / "artifacts" / "generated"
+    n_total = len(read_jsonl(reference / "artifacts" / "generated" / "manifest.jsonl"))
+    at = random.Random(seed).randint(1, n_total - 2)
+    extra = ["generate.persons=4", "generate.figures.enabled=false", "generate.batch_persons=1"]
+    env_throttle = os.environ.get("REID_GAN_GENERATE_THROTTLE_S")
+    os.environ["REID_GAN_GENERATE_THROTTLE_S"] = "0.5"
+    try:
+        _kill_when("generate", tmp_path, extra,
+                   lambda: (out / "manifest.jsonl").is_file() and len(read_jsonl(out / "manifest.jsonl")) >= at)
+    finally:
+        if env_throttle is None:
+            os.environ.pop("REID_GAN_GENERATE_THROTTLE_S", None)
+        else:
+            os.environ["REID_GAN_GENERATE_THROTTLE_S"] = env_throttle
+    _run("generate", tmp_path, extra)
+    _no_temp_files(out)
+    recs = read_jsonl(out / "manifest.jsonl")
+    assert len(recs) == n_total == len({r["file"] for r in recs})
+    ref = reference / "artifacts" / "generated"
+    assert {k: v for k, v in _tree(out).items() if "bounding_box_train" in k or "latents" in k} == \
+        {k: v for k, v in _tree(ref).items() if "bounding_box_train" in k or "latents" in k}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SEEDS)
+def test_filter_killed_then_rerun_equals_uninterrupted(seed, reference, tmp_path):
+    import shutil
+
+    src = tmp_path / "gen"
+    shutil.copytree(reference / "artifacts" / "generated", src)
+    cache = tmp_path / "cache.jsonl"
+    n = len(read_jsonl(src / "manifest.jsonl"))
+    at = random.Random(seed).randint(1, n - 1)
+    extra = ["filter.progress=false", f"filter.source={src}", f"filter.cache={cache}", f"filter.out={tmp_path}/kept",
+             f"filter.report_dir={tmp_path}/report", "data.name=folder",
+             f"data.root={reference}/data/smoke/synthetic-market"]
+    _kill_when("filter", tmp_path, extra, lambda: cache.is_file() and len(cache.read_text().splitlines()) >= at)
+    _run("filter", tmp_path, extra)
+    _no_temp_files(tmp_path / "kept")
+    assert _tree(tmp_path / "kept") == _tree(reference / "kept")
+    m = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert sum(v for k, v in m.items() if k.startswith("filter/cached_")) >= at  # scores from before the kill reused
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SEEDS)
+def test_train_gan_killed_then_resumed_completes(seed, tmp_path):
+    run_dir = tmp_path / "artifacts" / "gan" / "stylegan3-t"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    extra = ["gan.resume=auto", "gan.kimg=0.064", "gan.tick_kimg=0.008"]
+    k = random.Random(seed).randint(1, 5)  # how many checkpoint rewrites before the kill
+    seen: list[float] = []
+
+    def ready() -> bool:
+        if last.is_file():
+            m = last.stat().st_mtime_ns
+            if not seen or seen[-1] != m:
+                seen.append(m)
+        return len(seen) >= k
+
+    _kill_when("train_gan", tmp_path, extra, ready)
+    import torch
+
+    before = torch.load(last, map_location="cpu", weights_only=True)["gan"]["cur_nimg"]
+    assert before < 64
+    out = _run("train_gan", tmp_path, extra)
+    assert "continuing from" in out
+    after = torch.load(last, map_location="cpu", weights_only=True)["gan"]
+    assert after["cur_nimg"] == 64
+    _no_temp_files(run_dir)
+    hist = read_jsonl(run_dir / "metrics.jsonl")
+    assert hist[-1]["kimg"] == pytest.approx(0.064) and len({h["snapshot"] for h in hist}) == len(hist)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SEEDS)
+def test_train_killed_then_rerun_equals_uninterrupted(seed, reference, tmp_path):
+    """A killed re-ID run leaves no metrics.json; re-running (from scratch, deterministic on CPU) gives
+    the uninterrupted run's numbers."""
+    data = f"data.root={reference}/data/smoke/synthetic-market"
+    extra = ["data.name=folder", data, "callbacks=none", "reid.max_epochs=2", "trainer.deterministic=true",
+             "reid.ranked_queries=0"]
+    ref_out = tmp_path / "ref"
+    _run("train", tmp_path, [*extra, f"hydra.run.dir={ref_out}"])
+    ref = json.loads((ref_out / "metrics.json").read_text())["metrics"]
+    out = tmp_path / "killed"
+    delay = random.Random(seed).uniform(0.2, 0.9)
+    t0: list[float] = []
+
+    def ready() -> bool:  # a seeded fraction into training: after the first checkpoint or the first log
+        started = (out / "checkpoints").is_dir() or (out / "csv").is_dir()
+        if started and not t0:
+            t0.append(time.time())
+        return bool(t0) and time.time() - t0[0] >= delay * 5
+
+    _kill_when("train", tmp_path, [*extra, f"hydra.run.dir={out}"], ready)
+    assert not (out / "metrics.json").exists()
+    _run("train", tmp_path, [*extra, f"hydra.run.dir={out}"])
+    got = json.loads((out / "metrics.json").read_text())["metrics"]
+    for k in ("val/rank1", "val/mAP"):
+        assert got[k] == ref[k], k
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pipeline_killed_then_rerun_completes_without_redoing_finished_stages(seed, tmp_path):
+    arts = tmp_path / "artifacts"
+    stages = ["make_dataset", "train_gan", "generate", "filter"]
+    after = random.Random(seed).choice(stages)  # kill once this stage's artifact is complete
+    extra = ["pipeline.sweep.persons=[0,1]", "logger=csv"]
+
+    def ready() -> bool:
+        d = arts / after
+        return d.is_dir() and any((p / "_COMPLETE.json").is_file() for p in d.iterdir() if p.is_dir())
+
+    _kill_when("pipeline", tmp_path, extra, ready)
+    done_before = {s for s in stages if (arts / s).is_dir()
+                   and any((p / "_COMPLETE.json").is_file() for p in (arts / s).iterdir() if p.is_dir())}
+    out = _run("pipeline", tmp_path, extra)
+    for s in done_before:
+        assert f"{s}" in out and "skipped" in out
+    for s in stages:
+        assert any((p / "_COMPLETE.json").is_file() for p in (arts / s).iterdir() if p.is_dir()), s
+    _no_temp_files(arts)
+
+
+# ------------------------------------------------------------------------------ two at once
+@pytest.mark.slow
+def test_two_pipelines_at_once_on_one_root_build_each_stage_once(tmp_path):
+    procs = [subprocess.Popen(_cmd("pipeline", tmp_path, ["pipeline.sweep.persons=[0,1]"]), cwd=REPO, env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=1800)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), "\n\n".join(o[-3000:] for o in outs)
+    text = "\n".join(outs)
+    for stage in ("make_dataset", "train_gan", "generate", "filter"):
+        assert text.count(f"[pipeline] {stage:<22} running") == 1, stage  # built once, the other job waited
+    arts = tmp_path / "artifacts"
+    for stage in ("make_dataset", "train_gan", "generate", "filter"):
+        dirs = [p for p in (arts / stage).iterdir() if p.is_dir()]
+        assert len(dirs) == 1 and (dirs[0] / "_COMPLETE.json").is_file(), stage
+    runs = sorted((tmp_path / "logs" / "pipeline" / "runs").iterdir())
+    assert len(runs) == 2, runs  # separate run folders, even when started in the same second
+    _no_temp_files(arts)
+
+
+# ------------------------------------------------------------------------- cheap, default run
+def test_pipeline_stage_dying_midway_is_redone_alone(tmp_path, monkeypatch):
+    """In-process: the second stage dies after writing part of its artifact; the re-run skips the first,
+    redoes the second from the start, and no marker is left on the partial folder in between."""
+    from reid_gan import pipeline as pl
+    from reid_gan.utils.artifacts import is_complete
+    from tests.helpers import compose_stage
+
+    calls: list[str] = []
+    die = {"on": True}
+
+    def fake(cfg):
+        out = Path(cfg.paths.output_dir)
+        calls.append(cfg.task_name)
+        (out / "part.txt").write_text("half")
+        if cfg.task_name == "generate" and die["on"]:
+            raise KeyboardInterrupt("killed")
+        return {"m": 1.0}, {}
+
+    monkeypatch.setattr(pl, "stage_function", lambda s: fake)
+    p = pl.Pipeline(compose_stage("make_dataset", tmp_path))
+    a = pl.StageRun("make_dataset", "make_dataset", ["data"])
+    _, out_a, _ = p.run(a)
+    b = pl.StageRun("generate", "generate", ["generate"], upstream=["x"], inputs=[out_a])
+    with pytest.raises(KeyboardInterrupt):
+        p.run(b)
+    out_b = next(d for d in (tmp_path / "artifacts" / "generate").iterdir() if d.is_dir())
+    assert not is_complete(out_b)
+    die["on"] = False
+    p.run(a)
+    p.run(b)
+    assert calls == ["make_dataset", "generate", "generate"] and is_complete(out_b)
