@@ -21,6 +21,13 @@ log = get_logger(__name__)
 __all__ = ["SafeWandbLogger"]
 
 
+class _NoRun:
+    """Stands in for a W&B run that could not start: every attribute is a method that does nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
 class SafeWandbLogger(WandbLogger):
     """``WandbLogger`` whose failures become one warning; see the module docstring."""
 
@@ -38,6 +45,18 @@ class SafeWandbLogger(WandbLogger):
             log.warning("W&B %s failed (%s: %s): W&B logging is off for the rest of this run; the run goes on "
                         "(the CSV logs are complete)", what, type(e).__name__, e)
             return None
+
+    @property
+    def experiment(self) -> Any:  # type: ignore[override]
+        """The W&B run; after a failure (here or in any call) a stand-in whose every method does nothing."""
+        if not self._wandb_failed:
+            try:
+                return WandbLogger.experiment.fget(self)
+            except Exception as e:  # noqa: BLE001 - W&B must never fail the run
+                self._wandb_failed = True
+                log.warning("W&B init failed (%s: %s): W&B logging is off for this run; the run goes on (the CSV "
+                            "logs are complete)", type(e).__name__, e)
+        return _NoRun()
 
     def log_hyperparams(self, params: Any) -> None:  # type: ignore[override]
         self._guarded("log_hyperparams", super().log_hyperparams, params)

@@ -36,13 +36,14 @@ ANY_VALUE = {
     "generate.psi": "truncation psi: any real number is defined (1 = none, 0 = the mean, < 0 flips, > 1 extrapolates)",
     "reid.pretrained": "a weights file (checked when read) or null",
     "aug.source": "a folder (checked when read)",
-    "encoder.out_dir": "a folder", "encoder.generator": "a generator file or folder (checked when read) or null",
+    "encoder.out_dir": "a folder", "encoder.ckpt": "a generator file or folder (checked when read) or null",
     "encoder.backbone_weights": "a weights file (checked when read) or null",
     "encoder.lpips.trunk": "a weights file (checked when read) or null",
     "encoder.moco.weights": "a weights file (checked when read) or null",
-    "encoder.reid.checkpoint": "a checkpoint (checked when read) or null",
+    "encoder.reid.ckpt": "a checkpoint (checked when read) or null",
     "encoder.resume": "auto, a checkpoint (checked when read) or null",
-    "invert.encoder": "an encoder file (checked when read)", "invert.generator": "a generator (checked when read)",
+    "invert.source": "an encoder folder or file (checked when read)",
+    "invert.ckpt": "a generator (checked when read) or null",
     "invert.out": "a folder",
 }
 

@@ -72,12 +72,12 @@ def test_missing_yolo_weights_the_default_hog_detector_says_so(no_network, smoke
 def test_missing_lpips_trunk_and_identity_model_encoder_says_so(no_network, tmp_path, caplog):
     from reid_gan.encoder.build import build_losses
 
-    cfg = compose_stage("train_encoder", tmp_path, ["encoder.lpips.trunk=null", "encoder.reid.checkpoint=null"])
+    cfg = compose_stage("train_encoder", tmp_path, ["encoder.lpips.trunk=null", "encoder.reid.ckpt=null"])
     validate_config(cfg)
     with caplog.at_level(logging.INFO):
         build_losses(cfg)
     assert "no LPIPS trunk given (encoder.lpips.trunk=null)" in caplog.text
-    assert "encoder.reid.checkpoint=null" in caplog.text
+    assert "encoder.reid.ckpt=null" in caplog.text
 
 
 def test_wandb_without_key_or_network_writes_offline_run_and_never_prompts(no_network, no_prompt, smoke_data,
@@ -115,7 +115,7 @@ def test_a_wandb_failure_never_fails_the_run(smoke_data, tmp_path, monkeypatch, 
     with caplog.at_level(logging.WARNING):
         metrics, _ = train(cfg)
     assert "val/mAP" in metrics
-    assert "W&B log_hyperparams failed (RuntimeError: W&B service unreachable (simulated))" in caplog.text
+    assert "W&B init failed (RuntimeError: W&B service unreachable (simulated))" in caplog.text
     assert list(Path(cfg.paths.output_dir).rglob("metrics.csv"))  # the CSV logs are complete
 
 
