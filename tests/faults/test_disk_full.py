@@ -118,7 +118,7 @@ def test_atomic_writes_keep_the_old_file_and_leave_no_temp(tmp_path):
 
 
 def test_pipeline_stage_that_hits_a_full_disk_gets_no_marker_and_is_redone(tmp_path, monkeypatch):
-    from reid_gan import pipeline as pl
+    from reid_gan.study import runner as pl
     from reid_gan.utils.artifacts import is_complete
     from reid_gan.utils.io import atomic_write_json
 

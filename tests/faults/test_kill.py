@@ -253,7 +253,7 @@ def test_two_pipelines_at_once_on_one_root_build_each_stage_once(tmp_path):
 def test_pipeline_stage_dying_midway_is_redone_alone(tmp_path, monkeypatch):
     """In-process: the second stage dies after writing part of its artifact; the re-run skips the first,
     redoes the second from the start, and no marker is left on the partial folder in between."""
-    from reid_gan import pipeline as pl
+    from reid_gan.study import runner as pl
     from reid_gan.utils.artifacts import is_complete
     from tests.helpers import compose_stage
 
