@@ -52,7 +52,7 @@ def _check_refused(fn, marker: Path, name: str) -> None:
 def _loaders(tmp: Path):
     from reid_gan.reid.checkpoint import load_reid_net
     from reid_gan.gan.checkpoint import load_generator
-    from reid_gan.generate import load_latents_file
+    from reid_gan.data.generated import load_latents_file
     from reid_gan.metrics.fid import load_inception
     from reid_gan.reid.models import ReIDNet
     from reid_gan.utils.weights import load_state_dict
@@ -98,7 +98,7 @@ def test_generator_pickle_refused(tmp_path):
 
 
 def test_generated_set_latents_file_refused(tmp_path):
-    from reid_gan.generate import load_person_latents
+    from reid_gan.data.generated import load_person_latents
 
     marker = tmp_path / "PWNED"
     (tmp_path / "set" / "latents").mkdir(parents=True)
@@ -237,7 +237,7 @@ def test_generated_set_dataset_refuses_manifest_paths_leaving_the_set(how, smoke
 
 @pytest.mark.parametrize("how", ["absolute", "dotdot", "symlink"])
 def test_latents_path_in_manifest_leaving_the_set_is_refused(how, tmp_path):
-    from reid_gan.generate import load_person_latents
+    from reid_gan.data.generated import load_person_latents
 
     s = tmp_path / "set"
     (s / "latents").mkdir(parents=True)
