@@ -68,3 +68,14 @@ def test_thesis_gan_resolves_to_the_thesis_settings(stage, tmp_path):
     assert g.batch_size == 16 and g.loss.r1_gamma == 2.0
     assert g.kimg == 5000 and g.snap == 20
     assert cfg.metrics.num_images == 50000 and cfg.metrics.num_real is None
+
+
+@pytest.mark.parametrize("experiment", ["thesis_gan", "quickstart"])
+def test_train_gan_optimises_the_metric_it_produces(experiment, tmp_path):
+    """optimized_metric follows metrics.inception: metric/fid with Inception weights (what a thesis run
+    logs), metric/swd without. A fixed name would raise KeyError at the end of a 5000-kimg FID run."""
+    with_weights = compose_stage("train_gan", tmp_path, [f"experiment={experiment}", "data.root=/datasets/market",
+                                                         "metrics.inception=/weights/pt_inception.pth"])
+    assert with_weights.optimized_metric == "metric/fid"
+    without = compose_stage("train_gan", tmp_path, [f"experiment={experiment}", "data.root=/datasets/market"])
+    assert without.optimized_metric == "metric/swd"

@@ -60,9 +60,10 @@ def launch_dir() -> str:
 
 
 def register_resolvers() -> None:
-    """OmegaConf resolvers the config tree uses (idempotent)."""
-    if not OmegaConf.has_resolver("launch_dir"):
-        OmegaConf.register_new_resolver("launch_dir", launch_dir)
+    """OmegaConf resolvers the config tree uses (idempotent; the package's import registers them)."""
+    from reid_gan import _register_resolvers
+
+    _register_resolvers()
 
 
 def register_configs() -> None:
