@@ -98,7 +98,8 @@ def invert(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     out = Path(str(ic.out))
     out.mkdir(parents=True, exist_ok=True)
 
-    samples = choose_images(generation_images_from_config(cfg.data), ic.images_per_identity, int(ic.seed))
+    all_samples = generation_images_from_config(cfg.data)
+    samples = choose_images(all_samples, ic.images_per_identity, int(ic.seed))
     ds = EncoderImages(samples, enc.input_size, psp.g_size)
     log.info("Inverting %d real training images of %d identities (%s per identity) with %s, %d passes",
              len(ds), len({s.pid for s in samples}), ic.images_per_identity or "all", ic.source, psp.iterations)
@@ -151,7 +152,16 @@ def invert(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         "identity_model": desc["identity_model"], "encoder": str(ic.source), "generator": gdesc,
         "generator_sha256": gsha, "iterations": psp.iterations, "seconds": round(seconds, 3)}
     if identity is not None:
-        s = identity_score(torch.cat(q_feat), pids, cams, torch.cat(g_feat), pids, cams)
+        # the gallery: every real training image of the inverted persons (with K per identity, the other
+        # images too; with K = 1 the inverted images alone would leave each query no valid match)
+        g_pids, g_cams = pids, cams
+        if ic.images_per_identity is not None:
+            chosen_pids = set(pids.tolist())
+            gallery = EncoderImages([s for s in all_samples if int(s.pid) in chosen_pids], enc.input_size, psp.g_size)
+            g_feat = [identity.features(x_g).cpu() for _, x_g, _, _, _ in
+                      torch.utils.data.DataLoader(gallery, batch_size=int(ic.batch_size), shuffle=False)]
+            g_pids, g_cams = gallery.pids, gallery.camids
+        s = identity_score(torch.cat(q_feat), pids, cams, torch.cat(g_feat), g_pids, g_cams)
         summary.update({"identity_rank1": s["rank1"], "identity_mAP": s["mAP"], "identity_valid_queries": s["valid_queries"]})
     atomic_write_json(out / "summary.json", summary)
     if grid:
