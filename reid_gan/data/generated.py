@@ -41,6 +41,7 @@ from reid_gan.data.market1501 import TRAIN_DIR, format_name, parse_name
 from reid_gan.utils.io import (append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text, jsonl_text,
                                read_jsonl, safe_member)
 from reid_gan.utils.logging import get_logger
+from reid_gan.utils.weights import read_torch_file
 
 log = get_logger(__name__)
 
@@ -228,16 +229,12 @@ def save_person_latents(root: str | os.PathLike, *, pid: int, source: str | int,
 
 def load_person_latents(root: str | os.PathLike, record: Mapping[str, Any]) -> dict[str, Any]:
     """The per-person latents file a manifest record names (``latent``, else ``latents/<pid>.pt``)."""
-    import torch
-
     path = safe_member(root, record.get("latent", person_latents_path(record["pid"])),
                        f"{Path(root) / MANIFEST}: the latents of pid {record.get('pid')}")  # never outside the set
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the latents of pid {record['pid']} are missing")
-    try:  # weights-only: a latents file from elsewhere cannot run code here
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raised naming the file
-        raise ValueError(f"{path}: not a readable latents file ({e})") from None
+    # weights-only: a latents file from elsewhere cannot run code here
+    data = read_torch_file(path, what="a latents file", error=ValueError)
     if not isinstance(data, dict) or data.get("format") != LATENTS_FORMAT:
         raise ValueError(f"{path}: not a generate latents file (format {LATENTS_FORMAT})")
     return data
@@ -249,12 +246,7 @@ def load_latents_file(path: str | os.PathLike, num_ws: int, w_dim: int, key: str
     import torch
 
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{key}={p}: no such file")
-    try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{key}={p}: not a readable latents file ({e})") from None
+    data = read_torch_file(p, key, what="a latents file", error=ValueError, missing=FileNotFoundError)
     if not isinstance(data, dict) or "pids" not in data or "ws" not in data:
         raise ValueError(f"{key}={p}: expected a dict with 'pids' and 'ws'")
     pids, ws = torch.as_tensor(data["pids"]), torch.as_tensor(data["ws"])
@@ -293,9 +285,7 @@ def save_latents_file(path: str | os.PathLike, pids: Any, ws: Any, **extra: Any)
 
 def latents_reference_files(path: str | os.PathLike) -> list[str] | None:
     """The real image of each person of a real-person latents file (its ``files``), or ``None``."""
-    import torch
-
-    data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    data = read_torch_file(path, what="a latents file", error=ValueError, missing=FileNotFoundError)
     files = data.get("files") if isinstance(data, dict) else None
     return [str(f) for f in files] if files is not None else None
 

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from reid_gan.config import ConfigError
 from reid_gan.utils.logging import get_logger
+from reid_gan.utils.weights import read_torch_file
 
 log = get_logger(__name__)
 
@@ -145,7 +146,7 @@ def load_encoder(path: str | Path, key: str = "invert.source") -> tuple[Any, dic
         p = p / ENCODER_FILE
     if not p.is_file():
         raise FileNotFoundError(f"{key}={path}: no {ENCODER_FILE} (run python -m reid_gan.train_encoder first)")
-    data = torch.load(p, map_location="cpu", weights_only=True)
+    data = read_torch_file(p, key, what="an encoder file", error=ValueError)
     if not isinstance(data, dict) or data.get("format") != ENCODER_FORMAT:
         raise ValueError(f"{key}={p}: not an encoder file (format {ENCODER_FORMAT})")
     enc = ReStyleEncoder(**data["init_kwargs"])

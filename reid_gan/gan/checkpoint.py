@@ -18,11 +18,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from reid_gan.utils.io import atomic_torch_save
 from reid_gan.utils.logging import get_logger
+from reid_gan.utils.weights import read_torch_file
 
 log = get_logger(__name__)
 
@@ -129,10 +129,7 @@ def load_generator(path: str | Path, which: str = "G_ema") -> nn.Module:
         if key not in nets:
             raise ValueError(f"{p}: the pickle holds no generator (found {sorted(nets)})")
         return nets[key].eval().requires_grad_(False)
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{p}: not a readable weights file ({e})") from None
+    obj = read_torch_file(p, what="a generator snapshot or checkpoint", error=ValueError)
     if not isinstance(obj, dict):
         raise ValueError(f"{p}: expected a dict, found {type(obj).__name__}")
     from reid_gan.gan.embed import bundle_network, is_bundle

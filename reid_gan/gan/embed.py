@@ -40,6 +40,7 @@ from typing import Any
 import torch
 
 from reid_gan.utils.logging import get_logger
+from reid_gan.utils.weights import read_torch_file
 
 log = get_logger(__name__)
 
@@ -80,12 +81,7 @@ def is_bundle(obj: Any) -> bool:
 def read_bundle(path: str | Path) -> dict:
     """The bundle dict (``weights_only``), checked: all three networks and the provenance fields present."""
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"pretrained file not found: {p}")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{p}: not a readable weights file ({e})") from None
+    obj = read_torch_file(p, what="a pretrained GAN file", error=ValueError, missing=FileNotFoundError)
     if not is_bundle(obj):
         raise ValueError(f"{p}: not a packed pretrained GAN (format {obj.get('format') if isinstance(obj, dict) else None!r}, "
                          f"expected {BUNDLE_FORMAT!r})")

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from reid_gan.utils.config import to_plain
 from reid_gan.utils.image import to_uint8
 from reid_gan.utils.logging import get_logger
-from reid_gan.utils.weights import load_strict
+from reid_gan.utils.weights import load_strict, read_torch_file
 
 log = get_logger(__name__)
 
@@ -142,10 +142,7 @@ def transfer_weights(module, path: Path, cfg: DictConfig) -> None:
 
     obj = None
     if path.suffix == ".pt":
-        try:  # weights-only: a file from elsewhere cannot run code here
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - re-raised naming the file
-            raise ValueError(f"gan.resume: {path} cannot be read as a weights-only file ({e})") from None
+        obj = read_torch_file(path, "gan.resume", error=ValueError)  # weights-only: no code from elsewhere runs
     if path.suffix == ".pkl":
         from reid_gan.gan.nvlabs import load_pkl
 

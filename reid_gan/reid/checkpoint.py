@@ -10,19 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reid_gan.utils.weights import WeightsError, load_strict
+from reid_gan.utils.weights import WeightsError, load_strict, read_torch_file
 
 __all__ = ["read_checkpoint", "reid_net_from_settings", "load_reid_net"]
 
 
 def read_checkpoint(path: str | Path, key: str = "ckpt_path", what: str = "a weights-only checkpoint") -> Any:
     """``torch.load(path, weights_only=True)``; a ``WeightsError`` naming ``key`` when it cannot be read."""
-    import torch
-
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file's name
-        raise WeightsError(f"{key}={path}: cannot be read as {what} ({e})") from e
+    return read_torch_file(path, key, what=what)
 
 
 def reid_net_from_settings(settings: dict[str, Any]):

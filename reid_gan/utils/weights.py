@@ -25,15 +25,30 @@ def resolve_weights_path(path: str | os.PathLike | None, key: str) -> Path | Non
     return p
 
 
-def load_state_dict(path: str | os.PathLike, key: str = "weights") -> dict[str, Any]:
-    """A state dict from a ``.pth``/``.pt``/Lightning ``.ckpt`` file, read with ``weights_only=True``."""
+def read_torch_file(path: str | os.PathLike, key: str | None = None, *, what: str = "a weights-only torch file",
+                    error: type[Exception] = WeightsError, missing: type[Exception] | None = None) -> Any:
+    """``torch.load(path, map_location="cpu", weights_only=True)``: the one reader of every torch file.
+
+    Errors name ``key=path`` (the path alone without ``key``) and are raised as the caller's types:
+    ``missing`` for an absent file (``None``: not checked apart, the read fails as ``error``), ``error``
+    for a file torch cannot read as tensors and plain containers (``what`` says what was expected).
+    """
     import torch
 
     p = Path(path)
+    name = f"{key}={p}" if key else str(p)
+    if missing is not None and not p.is_file():
+        raise missing(f"{name}: file not found")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - re-raised with the file's name
-        raise WeightsError(f"{key}={p}: cannot be read as a weights-only torch file ({e})") from e
+        raise error(f"{name}: cannot be read as {what} ({e})") from e
+
+
+def load_state_dict(path: str | os.PathLike, key: str = "weights") -> dict[str, Any]:
+    """A state dict from a ``.pth``/``.pt``/Lightning ``.ckpt`` file, read with ``weights_only=True``."""
+    p = Path(path)
+    obj = read_torch_file(p, key)
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
