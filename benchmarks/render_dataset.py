@@ -37,7 +37,7 @@ def main() -> None:
     size = dict(num_train_ids=a.ids, num_test_ids=a.ids, num_distractors=a.ids // 2, num_junk=a.ids // 3)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        S._PARALLEL_MIN = 0
+        S.writer._PARALLEL_MIN = 0
         base = run(tmp, "a", detector_tries=1, num_workers=1, **size)
         loop = run(tmp, "b", detector_tries=4, num_workers=1, **size)
         par = run(tmp, "c", detector_tries=4, num_workers=2, **size)

@@ -128,7 +128,7 @@ def test_same_seed_byte_identical_other_seed_different(small, tmp_path):
 
 
 def test_worker_count_does_not_change_the_files(small, tmp_path, monkeypatch):
-    monkeypatch.setattr(S, "_PARALLEL_MIN", 0)  # parallel even for this small render
+    monkeypatch.setattr(S.writer, "_PARALLEL_MIN", 0)  # parallel even for this small render
     par = tmp_path / "par"
     S.render_dataset(par, progress=False, **{**SMALL, "num_workers": 2})
     assert tree_hashes(par) == tree_hashes(small)
@@ -136,7 +136,7 @@ def test_worker_count_does_not_change_the_files(small, tmp_path, monkeypatch):
 
 def test_resume_after_a_killed_render(small, tmp_path, monkeypatch):
     root = tmp_path / "ds"
-    real = S._render_chunk
+    real = S.writer._render_chunk
     calls = {"n": 0}
 
     def dying(root_, specs, params, scheme_of):
@@ -145,16 +145,16 @@ def test_resume_after_a_killed_render(small, tmp_path, monkeypatch):
             raise KeyboardInterrupt("killed")
         return real(root_, specs, params, scheme_of)
 
-    monkeypatch.setattr(S, "_render_chunk", dying)
+    monkeypatch.setattr(S.writer, "_render_chunk", dying)
     with pytest.raises(KeyboardInterrupt):
         S.render_dataset(root, progress=False, **SMALL)
-    monkeypatch.setattr(S, "_render_chunk", real)
+    monkeypatch.setattr(S.writer, "_render_chunk", real)
     assert not S.is_rendered(root) and (root / S.IN_PROGRESS).is_file()
     n_before = sum(1 for _ in root.rglob("*.jpg"))
     assert 0 < n_before < sum(json.loads((small / "DATASET.json").read_text())["file_counts"].values())
     (root / "query" / ".stray.jpg.tmp").write_bytes(b"half")  # a temp file of the killed writer
     rendered = []
-    monkeypatch.setattr(S, "_render_chunk", lambda r, sp, p, s: rendered.append(len(sp)) or real(r, sp, p, s))
+    monkeypatch.setattr(S.writer, "_render_chunk", lambda r, sp, p, s: rendered.append(len(sp)) or real(r, sp, p, s))
     S.ensure_rendered(root, dict(SMALL), progress=False)
     assert S.is_rendered(root)
     assert sum(rendered) == sum(1 for _ in root.rglob("*.jpg")) - n_before  # only the missing ones
