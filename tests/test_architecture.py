@@ -1,8 +1,10 @@
-"""The layering rule, read from the source: stage entries are leaves.
+"""The layering rule, read from the source: stage entries are leaves, and thin.
 
 Only the pipeline imports a stage entry module (through the stage registry; a package's ``__main__`` is an
 entry of its own); library modules never do,
 and tests import from a stage file only its task function (and ``main``), never a library function.
+A stage entry stays at most :data:`MAX_ENTRY_LINES` lines and defines no class: builders, loops and
+writers live in the library packages.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ PACKAGE = REPO / "reid_gan"
 STAGE_MODULES = {spec.partition(":")[0]: spec.partition(":")[2] for spec in STAGE_TASKS.values()}
 # the one module allowed to import stage entries (it runs them); the runner does so by name, lazily
 PIPELINE = {"reid_gan.pipeline", "reid_gan.study.runner"}
+MAX_ENTRY_LINES = 100  # docs/architecture.md: "keep the file under ~100 lines"
 
 
 def _module_name(path: Path) -> str:
@@ -76,6 +79,30 @@ def test_tests_import_only_task_functions_from_stage_files():
                 if extra:
                     offenders.append(f"{path.relative_to(REPO)}:{line} imports {extra} from the stage file {mod}")
     assert not offenders, "\n".join(offenders)
+
+
+def _fat_entry(path: Path) -> list[str]:
+    """What makes a stage file more than a thin entry: too many lines, a class."""
+    text = path.read_text(encoding="utf-8")
+    found = []
+    if len(text.splitlines()) > MAX_ENTRY_LINES:
+        found.append(f"{len(text.splitlines())} lines (at most {MAX_ENTRY_LINES})")
+    found += [f"class {n.name} (line {n.lineno})" for n in ast.parse(text).body if isinstance(n, ast.ClassDef)]
+    return found
+
+
+def test_stage_entries_are_thin():
+    fat = {m: f for m in STAGE_MODULES if (f := _fat_entry(REPO / (m.replace(".", "/") + ".py")))}
+    assert not fat, "move the library logic into its package: " + "; ".join(f"{m}: {', '.join(f)}"
+                                                                           for m, f in fat.items())
+
+
+def test_the_thin_entry_rule_catches_a_fat_one(tmp_path):
+    fat = tmp_path / "fat.py"
+    fat.write_text("class Builder:\n    pass\n" + "x = 1\n" * MAX_ENTRY_LINES)
+    assert [f.split(" ")[0] for f in _fat_entry(fat)] == [str(MAX_ENTRY_LINES + 2), "class"]
+    fat.write_text("x = 1\n" * MAX_ENTRY_LINES)
+    assert _fat_entry(fat) == []
 
 
 def test_the_rule_catches_an_offender(tmp_path):

@@ -1,6 +1,7 @@
-"""What the train_gan stage is built from: the in-memory image set, identity labels, G/D and the
-Lightning system from ``gan.*``, weight transfer from a snapshot / packed file / NVIDIA ``.pkl``, and the
-snapshot metric (FID/KID with Inception weights, else SWD)."""
+"""What the train_gan stage is built from: where a run starts (``gan.resume``), the in-memory image set and
+its loader, identity labels, G/D and the Lightning system from ``gan.*``, weight transfer from a snapshot /
+packed file / NVIDIA ``.pkl``, the snapshot metric (FID/KID with Inception weights, else SWD), the tick
+callback with its fixed latents, the trainer, and the metrics a run reports."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from reid_gan.utils.weights import load_strict, read_torch_file
 log = get_logger(__name__)
 
 __all__ = ["ImageSet", "identity_labels", "set_c_dim", "build_networks", "build_module", "transfer_weights",
-           "build_metric", "MetricOnUint8"]
+           "build_metric", "MetricOnUint8", "resume_source", "reached_kimg", "history_metrics", "training_set",
+           "build_loader", "build_tick_callback", "build_trainer"]
 
 
 class ImageSet(torch.utils.data.Dataset):
@@ -204,3 +206,127 @@ class MetricOnUint8:
         if getattr(self.metric, "wants_uint8", False):
             return self.metric(to_uint8(fakes))
         return self.metric(fakes.clamp(-1, 1))
+
+
+# ------------------------------------------------------------------------------------------- the run
+def resume_source(g: DictConfig, out_dir: Path) -> tuple[Path | None, Path | None]:
+    """``(Lightning checkpoint to continue, weights file to transfer)`` for ``gan.resume`` (at most one set):
+    ``auto`` continues ``<out_dir>/checkpoints/last.ckpt`` when there is one; a ``.ckpt`` is continued, a
+    snapshot ``.pt`` / packed file / NVIDIA ``.pkl`` transferred."""
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if g.resume == "auto":
+        if last.exists():
+            log.info("gan.resume=auto: continuing from %s", last)
+            return last, None
+        log.info("gan.resume=auto: no checkpoint at %s, starting from scratch", last)
+        return None, None
+    if not g.resume:
+        return None, None
+    from reid_gan.gan.embed import resolve_resume
+
+    rp = resolve_resume(str(g.resume))
+    if not rp.exists():
+        raise FileNotFoundError(f"gan.resume: file not found: {rp}")
+    if rp.suffix == ".ckpt":
+        return rp, None
+    if rp.suffix in (".pkl", ".pt"):
+        return None, rp
+    raise ValueError(f"gan.resume: {rp} is neither a .ckpt, a snapshot .pt nor an NVIDIA .pkl")
+
+
+def reached_kimg(ckpt_path: Path, g: DictConfig) -> float | None:
+    """The kimg a train_gan checkpoint reached when that is already ``gan.kimg`` (nothing to train), else None."""
+    # weights-only: a checkpoint from elsewhere cannot run code here
+    meta = read_torch_file(ckpt_path, "gan.resume", what="a weights-only checkpoint", error=ValueError)
+    if not isinstance(meta, dict) or not isinstance(meta.get("gan"), dict):
+        raise ValueError(f"gan.resume: {ckpt_path} is not a train_gan checkpoint (no 'gan' record)")
+    meta = meta["gan"]
+    if meta.get("cur_nimg", 0) >= g.kimg * 1000:
+        log.info("%s already reached %.3f kimg (gan.kimg=%s): nothing to train", ckpt_path,
+                 meta["cur_nimg"] / 1000, g.kimg)
+        return meta["cur_nimg"] / 1000
+    return None
+
+
+def history_metrics(out_dir: Path, kimg: float) -> tuple[dict[str, Any], list[dict]]:
+    """The run's last ``metric/…`` values (``metrics.jsonl``) plus ``train/kimg``, and the whole history."""
+    from reid_gan.utils.io import read_jsonl
+
+    hist = read_jsonl(out_dir / "metrics.jsonl")
+    metrics: dict[str, Any] = {k: v for k, v in (hist[-1] if hist else {}).items() if k.startswith("metric/")}
+    metrics["train/kimg"] = kimg
+    return metrics, hist
+
+
+def training_set(cfg: DictConfig, out_dir: Path) -> tuple[torch.Tensor, torch.Tensor | None, list[int] | None]:
+    """``bounding_box_train`` of ``data`` (through the leakage guard) in memory at the GAN resolution, as
+    uint8 ``[N, 3, H, W]``; writes ``grids/reals.png``. With ``gan.conditional``: one-hot identity labels
+    and their pid order (and G/D's ``c_dim`` set to match), else ``None, None``."""
+    from reid_gan.data.leakage import generation_images_from_config
+    from reid_gan.gan.images import load_images
+    from reid_gan.report.grids import save_grid
+
+    g = cfg.gan
+    height, width = (int(v) for v in g.resolution)
+    samples = generation_images_from_config(cfg.data)
+    if g.max_images is not None and g.max_images > 0:
+        samples = samples[: g.max_images]
+    kept: list[int] = []
+    images = load_images([str(s.path) for s in samples], height, width, on_bad_image=str(cfg.data.on_bad_image),
+                         kept=kept)
+    samples = [samples[i] for i in kept]  # without any skipped image (labels stay aligned with images)
+    log.info("GAN training set: %d images at %dx%d from %s", images.shape[0], height, width, cfg.data.root)
+    save_grid(out_dir / "grids" / "reals.png", images[: g.grid.rows * g.grid.cols], g.grid.cols, png_compression=None)
+    labels = c_pids = None
+    if g.conditional:
+        labels, c_pids = identity_labels([int(s.pid) for s in samples])
+        set_c_dim(cfg, len(c_pids))
+        log.info("Conditional GAN (gan.conditional=true): c_dim = %d one-hot identity labels", len(c_pids))
+    return images, labels, c_pids
+
+
+def build_loader(cfg: DictConfig, images: torch.Tensor, labels: torch.Tensor | None) -> torch.utils.data.DataLoader:
+    """Random batches of ``gan.batch_size`` (drawn with replacement from a set smaller than one batch)."""
+    g = cfg.gan
+    ds = ImageSet(images, bool(g.mirror), labels)
+    if len(ds) >= g.batch_size:
+        sampler = torch.utils.data.RandomSampler(ds)
+    else:
+        sampler = torch.utils.data.RandomSampler(ds, replacement=True, num_samples=g.batch_size)
+    return torch.utils.data.DataLoader(ds, batch_size=g.batch_size, sampler=sampler, drop_last=True,
+                                       num_workers=int(cfg.data.num_workers),
+                                       persistent_workers=int(cfg.data.num_workers) > 0)
+
+
+def build_tick_callback(cfg: DictConfig, module, images: torch.Tensor, out_dir: Path, conditional: bool):
+    """The :class:`GANTickCallback` with the snapshot metric and fixed latents (and labels), the same every
+    snapshot: ``metrics.num_images`` codes of ``metrics.seed`` and the grid's of ``gan.grid.seed``."""
+    from reid_gan.gan.callbacks import GANTickCallback
+
+    g = cfg.gan
+    metric = MetricOnUint8(build_metric(cfg, images))
+    gen = torch.Generator().manual_seed(int(cfg.metrics.seed))
+    fake_z = torch.randn(int(cfg.metrics.num_images), module.z_dim, generator=gen)
+    grid_z = torch.randn(g.grid.rows * g.grid.cols, module.z_dim,
+                         generator=torch.Generator().manual_seed(int(g.grid.seed)))
+    fake_c = grid_c = None
+    if conditional:  # fixed labels drawn from the data, the same every snapshot
+        fake_c = module._c(fake_z.shape[0], torch.Generator().manual_seed(int(cfg.metrics.seed)))
+        grid_c = module._c(grid_z.shape[0], torch.Generator().manual_seed(int(g.grid.seed)))
+    return GANTickCallback(out_dir, metric, fake_z, grid_z, int(g.grid.cols), int(cfg.metrics.batch_size),
+                           fake_c, grid_c)
+
+
+def build_trainer(cfg: DictConfig, out_dir: Path, tick_cb):
+    """The Lightning trainer of a GAN run: unbounded epochs (the module stops at ``gan.kimg``), the configured
+    loggers and callbacks, the NaN/inf guard before the tick callback (a bad step never reaches
+    ``last.ckpt``), atomic checkpoint writes."""
+    from reid_gan.utils.callbacks import AtomicCheckpointIO, FiniteLossGuard
+    from reid_gan.utils.instantiate import instantiate_callbacks, instantiate_loggers
+
+    loggers = instantiate_loggers(cfg.get("logger"))
+    guard = FiniteLossGuard(last_checkpoint=out_dir / "checkpoints" / "last.ckpt")
+    callbacks = instantiate_callbacks(cfg.get("callbacks")) + [guard, tick_cb]
+    return hydra.utils.instantiate(cfg.trainer, max_epochs=-1, max_steps=-1, enable_checkpointing=False,
+                                   logger=loggers or False, callbacks=callbacks, plugins=[AtomicCheckpointIO()],
+                                   _convert_="all")

@@ -1,5 +1,6 @@
 """What the re-ID stages (train, evaluate) are built from: the DataModule at the configured size, the eval
-loader, checkpoint resolution, loggers, features and the ranked-lists figure."""
+loader, checkpoint resolution, the model, the trainer and its loggers, the run record, features and the
+ranked-lists figure."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from reid_gan.utils.logging import get_logger
 log = get_logger(__name__)
 
 __all__ = ["IndexedDataset", "eval_loader", "build_datamodule", "resolve_ckpt_path", "study_point", "start_line", "build_loggers",
-           "save_ranked", "uses_gpu", "extract_features"]
+           "build_model", "build_trainer", "final_metrics", "write_run_record", "save_ranked", "uses_gpu",
+           "extract_features", "METRIC_KEYS"]
+
+METRIC_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 
 
 class IndexedDataset:
@@ -111,6 +115,83 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
             lcfg = OmegaConf.create(OmegaConf.to_container(lcfg, resolve=True))
             lcfg.wandb.group = group
     return instantiate_loggers(lcfg)
+
+
+def build_model(cfg: DictConfig, num_classes: int, lsro_from: int | None):
+    """The :class:`ReIDModule` of ``reid.net`` (``num_classes`` outputs), its optimiser and scheduler;
+    ``lsro_from``: the first synthetic class index with LSRO labels (else ``None``)."""
+    import hydra
+
+    from reid_gan.reid.module import ReIDModule
+
+    net = hydra.utils.instantiate(cfg.reid.net, num_classes=num_classes)
+    return ReIDModule(net=net, optimizer=hydra.utils.instantiate(cfg.reid.optimizer),
+                      scheduler=hydra.utils.instantiate(cfg.reid.scheduler) if cfg.reid.get("scheduler") else None,
+                      label_smoothing=float(cfg.reid.label_smoothing), lsro_from=lsro_from,
+                      backbone_lr_mult=float(cfg.reid.backbone_lr_mult), distance=str(cfg.reid.distance))
+
+
+def build_trainer(cfg: DictConfig) -> tuple[Any, Any, list[Any]]:
+    """``(trainer, checkpoint callback or None, loggers)`` of the train stage: the configured callbacks plus
+    the NaN/inf guard, ``last.ckpt`` every epoch, atomic checkpoint writes."""
+    import hydra
+
+    from reid_gan.utils.callbacks import AtomicCheckpointIO, FiniteLossGuard, LastCheckpointEveryEpoch
+    from reid_gan.utils.instantiate import instantiate_callbacks
+
+    callbacks = [*instantiate_callbacks(cfg.get("callbacks")), FiniteLossGuard()]  # NaN/inf loss: stop, name the step
+    ckpt_cb = hydra.utils.instantiate(cfg.reid.checkpoint) if cfg.reid.get("checkpoint") else None
+    if ckpt_cb is not None:
+        callbacks += [LastCheckpointEveryEpoch(ckpt_cb), ckpt_cb]  # last.ckpt: every epoch, not only improved ones
+    loggers = build_loggers(cfg)
+    trainer_kw = {}
+    if cfg.trainer.get("sync_batchnorm") and not uses_gpu(cfg.trainer):
+        log.warning("trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm): off for this CPU run")
+        trainer_kw["sync_batchnorm"] = False
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **trainer_kw,
+                                      plugins=[AtomicCheckpointIO()],  # a full disk never truncates last.ckpt
+                                      max_epochs=int(cfg.reid.max_epochs),
+                                      check_val_every_n_epoch=int(cfg.reid.val_every_n_epochs),
+                                      enable_checkpointing=ckpt_cb is not None)
+    return trainer, ckpt_cb, loggers
+
+
+def final_metrics(cfg: DictConfig, trainer: Any, model: Any, val_loader: Any, ckpt_cb: Any) -> dict[str, Any]:
+    """The final query/gallery evaluation (the numbers a sweep reports): ``val/…``, ``seed``, ``epochs`` and
+    ``eval_weights`` (the best checkpoint with ``reid.eval_ckpt=best``, else the last weights)."""
+    eval_ckpt = None
+    if cfg.reid.eval_ckpt == "best" and ckpt_cb is not None and ckpt_cb.best_model_path:
+        eval_ckpt = ckpt_cb.best_model_path
+    res = trainer.validate(model, dataloaders=val_loader, ckpt_path=eval_ckpt, verbose=False, weights_only=True)
+    metrics: dict[str, Any] = {k: float(v) for k, v in res[0].items() if k.startswith("val/")}
+    metrics.update({"seed": int(cfg.seed), "epochs": int(trainer.current_epoch), "eval_weights": eval_ckpt or "last"})
+    return metrics
+
+
+def write_run_record(cfg: DictConfig, metrics: dict[str, Any], point: dict[str, Any], model: Any, dm: Any,
+                     out_dir: Path) -> Path | None:
+    """``<out_dir>/metrics.json`` (metrics, study point, command-line overrides, config) and the ranked-lists
+    figure; returns the figure's path (``None`` without one)."""
+    import json
+
+    from reid_gan.utils.config import plain_config
+    from reid_gan.utils.io import atomic_write_json
+
+    overrides = []
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task)
+    except Exception:  # noqa: BLE001
+        pass
+    record = {"metrics": metrics, "point": point, "overrides": overrides, "config": plain_config(cfg)}
+    atomic_write_json(out_dir / "metrics.json", record)
+    fig = save_ranked(cfg, model, dm, out_dir)
+    if fig is not None:
+        log.info("Ranked lists: %s", fig)
+    log.info("Query/gallery: %s", json.dumps({k: round(metrics[f"val/{k}"], 4) for k in METRIC_KEYS
+                                              if f"val/{k}" in metrics}))
+    return fig
 
 
 def save_ranked(cfg: DictConfig, model: Any, dm: Any, out_dir: Path) -> Path | None:

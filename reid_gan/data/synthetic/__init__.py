@@ -46,7 +46,8 @@ time and the HOG people-detector pass rate.
 The package, one module per concern: :mod:`.params` (``RenderParams``, ``ImageSpec``, seeding),
 :mod:`.plan` (the file list), :mod:`.appearance` (palettes, identities, cameras), :mod:`.drawing`
 (scene, pedestrian, occluders), :mod:`.render` (one image, HOG-gated), :mod:`.marker` (``DATASET.json``,
-README, completeness) and :mod:`.writer` (the multiprocess writer, ``ensure_rendered``).
+README, completeness), :mod:`.writer` (the multiprocess writer, ``ensure_rendered``) and :mod:`.hog_check`
+(``hog_check.json``, written by ``make_dataset``).
 """
 
 from __future__ import annotations
