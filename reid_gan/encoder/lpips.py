@@ -128,7 +128,7 @@ class LPIPS(nn.Module):
     def __init__(self, trunk: str | Path, net: str | None = None, min_size: int = 0,
                  key: str = "encoder.lpips.trunk"):
         super().__init__()
-        from reid_gan.utils.weights import WeightsError, load_state_dict, resolve_weights_path
+        from reid_gan.utils.weights import WeightsError, load_state_dict, read_torch_file, resolve_weights_path
 
         path = resolve_weights_path(trunk, key)
         if path is None:
@@ -149,7 +149,7 @@ class LPIPS(nn.Module):
             raise WeightsError(f"{key}={path}: does not fit torchvision's {_TV_BUILDERS[found]} ({e})") from None
         taps, chans = TRUNK_LAYERS[found]
         self.trunk = _Taps(features, taps)
-        heads = torch.load(heads_file(found), map_location="cpu", weights_only=True)
+        heads = read_torch_file(heads_file(found), what="LPIPS heads")
         ws = []
         for i, c in enumerate(chans):
             w = heads.get(f"lin{i}.model.1.weight")

@@ -153,8 +153,8 @@ def pack(src: str | Path, out: str | Path = EMBEDDED_PATH, commit: str | None = 
     run_dir = ckpt_path.parent.parent
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"embed: no checkpoint at {ckpt_path}")
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    meta = ckpt.get("gan")
+    ckpt = read_torch_file(ckpt_path, what="a train_gan checkpoint", error=ValueError)
+    meta = ckpt.get("gan") if isinstance(ckpt, dict) else None
     if not isinstance(meta, dict) or "G_init_kwargs" not in meta:
         raise ValueError(f"embed: {ckpt_path} is not a train_gan checkpoint (no 'gan' record)")
     run_name = run_dir.name
