@@ -20,12 +20,18 @@ __all__ = ["EncoderImages", "split_identities", "load_rgb"]
 
 
 def load_rgb(path: str, size: Sequence[int]) -> np.ndarray:
-    """RGB uint8 ``[H, W, 3]`` at ``size`` (area when shrinking, bilinear otherwise); error names the file."""
+    """RGB uint8 ``[H, W, 3]`` at ``size`` (area when shrinking, bilinear otherwise). A file that does not
+    decode raises :class:`~reid_gan.data.BadImageError` naming it (the dataset's header check cannot see a
+    corrupt file with valid JPEG markers; ``data.on_bad_image=skip`` decodes every image while indexing)."""
     import cv2
 
+    from reid_gan.data.market1501 import BadImageError
+
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"cannot read image {path}")
+    if img is None or img.size == 0:
+        raise BadImageError(f"cannot read image {path} (corrupt or not an image; set data.on_bad_image=skip to "
+                            f"drop such images with a warning, or data.verify_images=decode to find them all "
+                            f"while indexing)")
     h, w = int(size[0]), int(size[1])
     if img.shape[:2] != (h, w):
         interp = cv2.INTER_AREA if img.shape[0] >= h and img.shape[1] >= w else cv2.INTER_LINEAR

@@ -22,6 +22,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from reid_gan.utils.logging import get_logger
+
+log = get_logger(__name__)
+
 __all__ = ["CODES_FORMAT", "choose_images", "generator_for", "Inversion", "run_inversion", "person_codes",
            "write_inversion", "identity_summary"]
 
@@ -111,12 +115,14 @@ def person_codes(pids: torch.Tensor, perceptual: torch.Tensor) -> tuple[list[int
 def write_inversion(out: Path, inv: Inversion, pids: torch.Tensor, cams: torch.Tensor, files: list[str],
                     order: list[int], rows: list[int], gsha: str) -> None:
     """``latents.pt`` (one code per person, for generate), ``codes.pt`` (every code), ``manifest.jsonl`` and
-    ``reconstructions.png`` (real | reconstruction)."""
+    ``reconstructions.png`` (real | reconstruction); first the temporary files of a killed run are removed."""
     from reid_gan.data.generated import save_latents_file
     from reid_gan.report.grids import save_grid
     from reid_gan.utils.image import to_uint8
-    from reid_gan.utils.io import atomic_torch_save, atomic_write_bytes
+    from reid_gan.utils.io import atomic_torch_save, atomic_write_bytes, remove_temp_files
 
+    for p in remove_temp_files(out):  # what a killed run was writing: every output is rewritten below
+        log.info("invert: removed %s, left by a killed run", p)
     save_latents_file(out / "latents.pt", torch.tensor(order), inv.ws[rows], files=[files[i] for i in rows],
                       camids=cams[rows], generator_sha256=gsha)
     atomic_torch_save({"format": CODES_FORMAT, "pids": pids, "camids": cams, "files": files, "ws": inv.ws,

@@ -17,7 +17,7 @@ from reid_gan.utils.logging import get_logger
 
 log = get_logger(__name__)
 
-__all__ = ["save_recon_grid", "EncoderValCallback", "resume_path", "build_loaders", "build_trainer",
+__all__ = ["save_recon_grid", "EncoderValCallback", "clean_out_dir", "resume_path", "build_loaders", "build_trainer",
            "write_summary"]
 
 
@@ -37,20 +37,44 @@ class EncoderValCallback(pl.Callback):
     def __init__(self, out_dir: Path):
         self.out_dir = Path(out_dir)
 
+    def on_train_start(self, trainer, pl_module):
+        # After a resume (global_step restored): the lines of validations past the checkpoint (a run killed
+        # between a validation's line and its checkpoint) are redone, so drop them; every line up to the
+        # checkpoint is kept as written.
+        from reid_gan.utils.io import jsonl_text, read_jsonl
+
+        path = self.out_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        rows, seen, keep = read_jsonl(path), set(), []
+        for r in rows:
+            if int(r.get("step", -1)) <= int(trainer.global_step) and r.get("step") not in seen:
+                seen.add(r.get("step"))
+                keep.append(r)
+        if jsonl_text(keep) != path.read_text(encoding="utf-8"):
+            log.info("encoder: %s holds %d line(s) past the resumed step %d (or a half line); they are redone",
+                     path, len(rows) - len(keep), int(trainer.global_step))
+            self._write(keep)
+
+    def _write(self, rows: list[dict]) -> None:
+        from reid_gan.utils.io import atomic_write_text, jsonl_text
+
+        atomic_write_text(self.out_dir / "metrics.jsonl", jsonl_text(rows))
+        keys = sorted({k for r in rows for k in r})
+        csv = ",".join(keys) + "\n" + "".join(",".join("" if r.get(k) is None else str(r.get(k)) for k in keys)
+                                             + "\n" for r in rows)
+        atomic_write_text(self.out_dir / "metrics.csv", csv)
+
     def on_validation_end(self, trainer, pl_module):
-        from reid_gan.utils.io import append_jsonl, atomic_path, atomic_write_text, read_jsonl
+        from reid_gan.utils.io import atomic_path, read_jsonl
 
         if trainer.sanity_checking or not pl_module.last_val:
             return
         step = int(trainer.global_step)
         rec = {"step": step, **pl_module.last_val, **pl_module.last_train}
         rec = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
-        append_jsonl(self.out_dir / "metrics.jsonl", [rec])
-        rows = read_jsonl(self.out_dir / "metrics.jsonl")
-        keys = sorted({k for r in rows for k in r})
-        csv = ",".join(keys) + "\n" + "".join(",".join("" if r.get(k) is None else str(r.get(k)) for k in keys)
-                                             + "\n" for r in rows)
-        atomic_write_text(self.out_dir / "metrics.csv", csv)
+        # the whole file rewritten under a temporary name: a kill never leaves a half line
+        self._write([*(r for r in read_jsonl(self.out_dir / "metrics.jsonl") if r.get("step") != step), rec])
         if pl_module.grid_rows:
             save_recon_grid(pl_module.grid_rows, self.out_dir / "grids" / f"val-{step:06d}.png")
         log.info("step %d  %s", step, "  ".join(f"{k} {v:.4f}" for k, v in pl_module.last_val.items()
@@ -58,6 +82,20 @@ class EncoderValCallback(pl.Callback):
         if step > 0:
             with atomic_path(self.out_dir / "checkpoints" / "last.ckpt") as tmp:
                 trainer.save_checkpoint(str(tmp), weights_only=False)
+
+
+def clean_out_dir(out_dir: Path, from_scratch: bool) -> None:
+    """Remove what a killed run left half-done in ``out_dir`` (temporary files of its checkpoint, metrics and
+    grids) and, for a run from scratch, an earlier run's metric lines: not this run's (without this a rerun
+    after a kill before the first checkpoint repeated the step-0 line)."""
+    from reid_gan.utils.io import remove_temp_files
+
+    for d in (out_dir, out_dir / "checkpoints", out_dir / "grids"):
+        for p in remove_temp_files(d):
+            log.info("encoder: removed %s, left by a killed run", p)
+    if from_scratch:
+        for stale in ("metrics.jsonl", "metrics.csv"):
+            (out_dir / stale).unlink(missing_ok=True)
 
 
 def resume_path(e: DictConfig, out_dir: Path) -> Path | None:

@@ -24,6 +24,7 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "atomic_torch_save",
+    "remove_temp_files",
     "append_jsonl",
     "jsonl_text",
     "read_jsonl",
@@ -55,6 +56,23 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def remove_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left in ``folder`` (not below it) when their writer was
+    killed (``kill -9`` gives it no chance to clean up). Returns the paths removed.
+
+    Call it only where no other process writes into ``folder``: a stage, at its start, on its own output.
+    """
+    removed = []
+    d = Path(folder)
+    if d.is_dir():
+        for p in d.iterdir():
+            if p.name.startswith(".") and ".tmp" in p.name and p.is_file():
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+                    removed.append(p)
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

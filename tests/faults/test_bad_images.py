@@ -209,3 +209,83 @@ def test_evaluate_skip_warns_counts_and_finishes(reid_ckpt, data_copy, tmp_path,
         metrics, _ = evaluate(cfg)
     assert "test/mAP" in metrics
     _assert_skip_log(caplog, bad, "skipped 3 bad image(s)")
+
+
+# ----------------------------------------------------------------------- encoder stages (pSp, invert)
+# Both read the leakage-guarded bounding_box_train through the dataset classes (indexing: the header check,
+# or decode with skip) and then decode every image into memory before any step (reid_gan.encoder.data).
+ENC = ["logger=none", "trainer=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+       "encoder.val_max_images=64"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_train_encoder_error_names_the_file_before_training(kind, data_copy, tmp_path):
+    """zero-byte/truncated: at indexing; corrupt (valid markers): when the images are decoded into memory,
+    still before the first step."""
+    from reid_gan.train_encoder import train_encoder
+
+    bad = DAMAGE[kind](_train_images(data_copy)[3])
+    cfg = compose_stage("train_encoder", tmp_path, [*ENC, "data.name=folder", f"data.root={data_copy}"])
+    validate_config(cfg)
+    with pytest.raises(BadImageError, match=bad.name):
+        train_encoder(cfg)
+    out = Path(cfg.encoder.out_dir)
+    assert not (out / "checkpoints").exists() and not (out / "metrics.jsonl").exists()  # no step, no validation
+    assert not (out / "encoder.pt").exists()
+
+
+def test_train_encoder_skip_warns_counts_and_finishes(data_copy, tmp_path, caplog):
+    from reid_gan.train_encoder import train_encoder
+
+    bad = _damage_three(data_copy)
+    cfg = compose_stage("train_encoder", tmp_path, [*ENC, "data.name=folder", f"data.root={data_copy}",
+                                                    "data.on_bad_image=skip", "encoder.max_steps=2"])
+    validate_config(cfg)
+    with caplog.at_level(logging.WARNING):
+        metrics, objs = train_encoder(cfg)
+    assert metrics["train/steps"] == 2 and Path(objs["encoder"]).is_file()
+    _assert_skip_log(caplog, bad, "skipped 3 bad image(s)")
+    summary = __import__("json").loads((Path(cfg.encoder.out_dir) / "summary.json").read_text())
+    n_train = len([p for p in _train_images(data_copy) if not p.name.startswith("0000")])
+    assert summary["train_images"] + summary["val_images"] == n_train - 3  # every image but the bad ones
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(smoke_data, tmp_path_factory) -> Path:
+    """A smoke encoder (no training step: the untrained network is enough to invert with)."""
+    from reid_gan.train_encoder import train_encoder
+
+    tmp = tmp_path_factory.mktemp("encoder")
+    cfg = compose_stage("train_encoder", tmp, [*ENC, "data.name=folder", f"data.root={smoke_data}",
+                                               "encoder.max_steps=0"])
+    _, objs = train_encoder(cfg)
+    return Path(objs["out_dir"])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_invert_error_names_the_file_before_any_output(kind, encoder_dir, data_copy, tmp_path):
+    from reid_gan.invert import invert
+
+    bad = DAMAGE[kind](_train_images(data_copy)[4])
+    cfg = compose_stage("invert", tmp_path, ["logger=none", "data.name=folder", f"data.root={data_copy}",
+                                             f"invert.source={encoder_dir}"])
+    validate_config(cfg)
+    with pytest.raises(BadImageError, match=bad.name):
+        invert(cfg)
+    assert not list(Path(cfg.invert.out).iterdir())  # no latents.pt, codes.pt or manifest
+
+
+def test_invert_skip_warns_counts_and_inverts_the_rest(encoder_dir, data_copy, tmp_path, caplog):
+    from reid_gan.invert import invert
+    from reid_gan.utils.io import read_jsonl
+
+    bad = _damage_three(data_copy)
+    cfg = compose_stage("invert", tmp_path, ["logger=none", "data.name=folder", f"data.root={data_copy}",
+                                             f"invert.source={encoder_dir}", "data.on_bad_image=skip"])
+    validate_config(cfg)
+    with caplog.at_level(logging.WARNING):
+        metrics, objs = invert(cfg)
+    _assert_skip_log(caplog, bad, "skipped 3 bad image(s)")
+    files = {Path(r["file"]).name for r in read_jsonl(Path(objs["manifest"]))}
+    n_train = len([p for p in _train_images(data_copy) if not p.name.startswith("0000")])
+    assert metrics["invert/images"] == len(files) == n_train - 3 and not files & {p.name for p in bad}

@@ -46,19 +46,23 @@ def _run(stage: str, root: Path, extra: list[str], timeout: float = 900) -> str:
     return p.stdout + p.stderr
 
 
-def _kill_when(stage: str, root: Path, extra: list[str], ready: Callable[[], bool], timeout: float = 600) -> None:
-    """Start the stage, SIGKILL it as soon as ``ready()`` holds (fails if it finishes first)."""
-    proc = subprocess.Popen(_cmd(stage, root, extra), cwd=REPO, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+def _kill_when(stage: str, root: Path, extra: list[str], ready: Callable[[], bool], timeout: float = 600,
+               log: Path | None = None) -> None:
+    """Start the stage, SIGKILL it as soon as ``ready()`` holds (fails if it finishes first). Its output goes
+    to ``log`` (default: a file under ``root``), which ``ready`` may read."""
+    log = log or root / f"{stage}.killed.out"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(_cmd(stage, root, extra), cwd=REPO, env=_env(), stdout=out, stderr=subprocess.STDOUT)
     deadline = time.time() + timeout
     try:
         while time.time() < deadline:
             if ready():
-                proc.send_signal(signal.SIGKILL)
+                proc.send_signal(signal.SIGKILL)  # only the process this test started
                 proc.wait(60)
                 return
             if proc.poll() is not None:
-                pytest.fail(f"{stage} finished before the kill point:\n" + proc.stdout.read().decode()[-3000:])
+                pytest.fail(f"{stage} finished before the kill point:\n" + log.read_text(errors="replace")[-3000:])
             time.sleep(0.02)
         pytest.fail(f"{stage}: kill point not reached in {timeout} s")
     finally:
@@ -142,7 +146,13 @@ def test_filter_killed_then_rerun_equals_uninterrupted(seed, reference, tmp_path
     _kill_when("filter", tmp_path, extra, lambda: cache.is_file() and len(cache.read_text().splitlines()) >= at)
     _run("filter", tmp_path, extra)
     _no_temp_files(tmp_path / "kept")
-    assert _tree(tmp_path / "kept") == _tree(reference / "kept")
+    got, want = _tree(tmp_path / "kept"), _tree(reference / "kept")
+    assert got.keys() == want.keys() and {k: v for k, v in got.items() if k != "kept_set.json"} == \
+        {k: v for k, v in want.items() if k != "kept_set.json"}
+    # kept_set.json records the set's source folder (here a copy of the reference's): equal but for that
+    record = lambda root: {k: v for k, v in json.loads((root / "kept" / "kept_set.json").read_text()).items()  # noqa: E731
+                           if k != "source"}
+    assert record(tmp_path) == record(reference)
     m = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert sum(v for k, v in m.items() if k.startswith("filter/cached_")) >= at  # scores from before the kill reused
 
@@ -230,6 +240,107 @@ def test_pipeline_killed_then_rerun_completes_without_redoing_finished_stages(se
     _no_temp_files(arts)
 
 
+# ------------------------------------------------------------------------------ encoder stages
+ENC = ["trainer=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+       "encoder.max_steps=8", "encoder.val_every=2", "encoder.resume=auto"]
+
+
+@pytest.fixture(scope="module")
+def encoder_reference(tmp_path_factory):
+    """Uninterrupted smoke runs of train_encoder (8 steps, a validation and a checkpoint every 2) and of
+    invert on its encoder, one root."""
+    root = tmp_path_factory.mktemp("encoder_reference")
+    _run("train_encoder", root, ENC)
+    _run("invert", root, [])
+    return root
+
+
+def _steps_of_checkpoints(last: Path, k: int) -> Callable[[], bool]:
+    """``ready()``: true once ``last`` has been (re)written ``k`` times."""
+    seen: list[int] = []
+
+    def ready() -> bool:
+        if last.is_file():
+            m = last.stat().st_mtime_ns
+            if not seen or seen[-1] != m:
+                seen.append(m)
+        return len(seen) >= k
+
+    return ready
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SEEDS)
+def test_train_encoder_killed_then_resumed_completes_keeping_what_was_written(seed, encoder_reference, tmp_path):
+    """Killed after 0-3 checkpoint rewrites (0: right after the step-0 validation), resumed with
+    encoder.resume=auto: the run reaches max_steps with one metrics line per validation, the lines up to the
+    kill's checkpoint are kept as written (and equal the uninterrupted run's: the same seed on CPU), and
+    every grid is there. The resumed part is not bit-identical to an uninterrupted run: the data order
+    after a resume is drawn afresh (Lightning does not restore a RandomSampler's position)."""
+    import torch
+
+    from reid_gan.encoder.build import load_encoder
+
+    out = tmp_path / "artifacts" / "encoder" / "default"
+    ref = encoder_reference / "artifacts" / "encoder" / "default"
+    last = out / "checkpoints" / "last.ckpt"
+    k = random.Random(seed).randint(0, 3)
+    ready = (lambda: bool(read_jsonl(out / "metrics.jsonl"))) if k == 0 else _steps_of_checkpoints(last, k)
+    _kill_when("train_encoder", tmp_path, ENC, ready)
+    at = torch.load(last, map_location="cpu", weights_only=True)["global_step"] if last.is_file() else None
+    written = [r for r in read_jsonl(out / "metrics.jsonl") if at is not None and r["step"] <= at]
+    grids_before = _tree(out / "grids") if (out / "grids").is_dir() else {}
+
+    log = _run("train_encoder", tmp_path, ENC)
+    assert ("continuing from" in log) == (at is not None), log[-2000:]
+    rows, ref_rows = read_jsonl(out / "metrics.jsonl"), read_jsonl(ref / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [r["step"] for r in ref_rows] == [0, 2, 4, 6, 8]
+    assert rows[: len(written)] == written == ref_rows[: len(written)]  # nothing written before the kill lost
+    assert len((out / "metrics.csv").read_text().splitlines()) == 1 + len(rows)
+    grids = _tree(out / "grids")
+    assert sorted(grids) == sorted(_tree(ref / "grids"))
+    assert all(grids[g] == h for g, h in grids_before.items() if int(g[4:10]) <= (at or 0))  # old grids kept
+    _, meta = load_encoder(out)
+    assert meta["step"] == 8 and json.loads((out / "summary.json").read_text())["steps"] == 8
+    _no_temp_files(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SEEDS)
+def test_invert_killed_then_rerun_equals_uninterrupted(seed, encoder_reference, tmp_path):
+    """Killed a seeded moment into the inversion (one image per batch), into an empty folder (seed 0, 2)
+    or over a complete earlier result (seed 1): no temporary file, the earlier result intact, and the rerun
+    writes the uninterrupted run's files byte for byte (summary.json: all but its timing)."""
+    import shutil
+
+    ref = encoder_reference / "artifacts" / "invert" / "default"
+    out = tmp_path / "inv"
+    if seed == 1:
+        shutil.copytree(ref, out)
+    extra = [f"invert.source={encoder_reference}/artifacts/encoder/default", f"invert.out={out}", "invert.batch_size=1",
+             "data.name=folder", f"data.root={encoder_reference}/data/smoke/synthetic-market"]
+    delay = random.Random(seed).uniform(0.0, 1.0)
+    log = tmp_path / "invert.out"
+    t0: list[float] = []
+
+    def ready() -> bool:  # a seeded moment after the inversion loop starts
+        if not t0 and log.is_file() and "Inverting" in log.read_text(errors="replace"):
+            t0.append(time.time())
+        return bool(t0) and time.time() - t0[0] >= delay
+
+    _kill_when("invert", tmp_path, extra, ready, log=log)
+    _no_temp_files(out)
+    if seed == 1:
+        assert _tree(out) == _tree(ref)
+    _run("invert", tmp_path, extra)
+    _no_temp_files(out)
+    got, want = _tree(out), _tree(ref)
+    for name in ("latents.pt", "codes.pt", "manifest.jsonl", "reconstructions.png"):
+        assert got[name] == want[name], name
+    strip = lambda p: {k: v for k, v in json.loads(p.read_text()).items() if k != "seconds"}  # noqa: E731
+    assert strip(out / "summary.json") == strip(ref / "summary.json")
+
+
 # ------------------------------------------------------------------------------ two at once
 @pytest.mark.slow
 def test_two_pipelines_at_once_on_one_root_build_each_stage_once(tmp_path):
@@ -281,3 +392,33 @@ def test_pipeline_stage_dying_midway_is_redone_alone(tmp_path, monkeypatch):
     p.run(a)
     p.run(b)
     assert calls == ["make_dataset", "generate", "generate"] and is_complete(out_b)
+
+
+def test_train_encoder_rerun_after_a_kill_keeps_its_metrics_consistent(tmp_path):
+    """In-process, the two states a kill leaves: (1) a step-0 validation line and no checkpoint (killed
+    before the first one): the rerun starts over without repeating step 0; (2) a checkpoint at step 2, then a
+    validation line of step 4 written before its checkpoint, a half-written line, and a checkpoint's
+    temporary file: the resume drops the line past its step (redone) and the half line, keeps the earlier
+    lines as written, and removes the temporary file."""
+    from reid_gan.train_encoder import train_encoder
+    from tests.helpers import compose_stage
+
+    fast = ["logger=none", "encoder.max_images=8", "encoder.val_max_images=4", "encoder.grid_images=1",
+            *[o for o in ENC if not o.startswith("encoder.max_steps")]]
+    out = Path(compose_stage("train_encoder", tmp_path, fast).encoder.out_dir)
+    out.mkdir(parents=True)
+    (out / "metrics.jsonl").write_text(json.dumps({"step": 0, "val/loss": -1.0}) + "\n")  # killed before a checkpoint
+    train_encoder(compose_stage("train_encoder", tmp_path, [*fast, "encoder.max_steps=2"]))
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [0, 2] and rows[0]["val/loss"] != -1.0
+
+    before = (out / "metrics.jsonl").read_text()
+    (out / "metrics.jsonl").write_text(before + json.dumps({"step": 4, "val/loss": -1.0}) + "\n" + '{"step": 6, "va')
+    temp = out / "checkpoints" / ".last.x1y2.tmp.ckpt"
+    temp.write_bytes(b"half a checkpoint")
+    metrics, _ = train_encoder(compose_stage("train_encoder", tmp_path, [*fast, "encoder.max_steps=4"]))
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [0, 2, 4] and rows[-1]["val/loss"] != -1.0
+    assert (out / "metrics.jsonl").read_text().startswith(before)
+    assert len((out / "metrics.csv").read_text().splitlines()) == 4
+    assert not temp.exists() and metrics["train/steps"] == 4
