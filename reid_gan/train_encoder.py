@@ -38,8 +38,8 @@ def train_encoder(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     from reid_gan.encoder.build import ENCODER_FILE, build_encoder, build_losses, load_G, save_encoder
     from reid_gan.encoder.module import ReStyleModule
     from reid_gan.encoder.networks import ReStylePSP
-    from reid_gan.encoder.training import build_loaders, build_trainer, clean_out_dir, resume_path, write_summary
-    from reid_gan.utils.io import read_jsonl
+    from reid_gan.encoder.training import build_loaders, build_trainer, resume_path, write_summary
+    from reid_gan.utils.io import clean_run_folder, read_jsonl
 
     e = cfg.encoder
     pl.seed_everything(int(cfg.seed), workers=True)
@@ -53,7 +53,7 @@ def train_encoder(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     train_loader, val_loader, train_s, val_s = build_loaders(cfg, enc.input_size, psp.g_size)
 
     ckpt_path = resume_path(e, out_dir)
-    clean_out_dir(out_dir, from_scratch=ckpt_path is None)
+    clean_run_folder(out_dir, from_scratch=ckpt_path is None)  # what a killed run left half-done
     trainer = build_trainer(cfg, out_dir)
     t0 = time.time()
     if ckpt_path is None:

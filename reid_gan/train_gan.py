@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 import reid_gan.config  # noqa: F401  (registers the schemas before Hydra composes)
 from reid_gan.gan.training import (build_loader, build_module, build_networks, build_tick_callback, build_trainer,
                                    history_metrics, reached_kimg, resume_source, training_set, transfer_weights)
+from reid_gan.utils.io import clean_run_folder
 from reid_gan.utils.logging import get_logger
 from reid_gan.utils.task import run_stage
 
@@ -38,6 +39,7 @@ def train_gan(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     out_dir = Path(g.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, transfer = resume_source(g, out_dir)
+    clean_run_folder(out_dir, from_scratch=ckpt_path is None)  # what a killed run left half-done
     if ckpt_path is not None and (kimg := reached_kimg(ckpt_path, g)) is not None:
         metrics, hist = history_metrics(out_dir, kimg)
         return metrics, {"out_dir": out_dir, "history": hist}

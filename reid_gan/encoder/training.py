@@ -17,7 +17,7 @@ from reid_gan.utils.logging import get_logger
 
 log = get_logger(__name__)
 
-__all__ = ["save_recon_grid", "EncoderValCallback", "clean_out_dir", "resume_path", "build_loaders", "build_trainer",
+__all__ = ["save_recon_grid", "EncoderValCallback", "resume_path", "build_loaders", "build_trainer",
            "write_summary"]
 
 
@@ -82,20 +82,6 @@ class EncoderValCallback(pl.Callback):
         if step > 0:
             with atomic_path(self.out_dir / "checkpoints" / "last.ckpt") as tmp:
                 trainer.save_checkpoint(str(tmp), weights_only=False)
-
-
-def clean_out_dir(out_dir: Path, from_scratch: bool) -> None:
-    """Remove what a killed run left half-done in ``out_dir`` (temporary files of its checkpoint, metrics and
-    grids) and, for a run from scratch, an earlier run's metric lines: not this run's (without this a rerun
-    after a kill before the first checkpoint repeated the step-0 line)."""
-    from reid_gan.utils.io import remove_temp_files
-
-    for d in (out_dir, out_dir / "checkpoints", out_dir / "grids"):
-        for p in remove_temp_files(d):
-            log.info("encoder: removed %s, left by a killed run", p)
-    if from_scratch:
-        for stale in ("metrics.jsonl", "metrics.csv"):
-            (out_dir / stale).unlink(missing_ok=True)
 
 
 def resume_path(e: DictConfig, out_dir: Path) -> Path | None:

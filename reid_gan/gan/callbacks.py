@@ -12,7 +12,7 @@ import torch
 from reid_gan.gan.checkpoint import save_snapshot, snapshot_name
 from reid_gan.report.grids import save_grid
 from reid_gan.utils.image import to_uint8
-from reid_gan.utils.io import append_jsonl, atomic_path, atomic_write_text, read_jsonl
+from reid_gan.utils.io import atomic_path, atomic_write_text, jsonl_text, read_jsonl
 from reid_gan.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -59,8 +59,11 @@ class GANTickCallback(pl.Callback):
             rec = {"tick": ev["tick"], "kimg": kimg, "cur_nimg": ev["cur_nimg"], "snapshot": snap.name,
                    "metric_seconds": round(time.time() - t0, 3),
                    **{f"metric/{k}": float(v) for k, v in values.items()}}
-            append_jsonl(self.out_dir / "metrics.jsonl", [rec])
-            rows = read_jsonl(self.out_dir / "metrics.jsonl")
+            # the whole file rewritten under a temporary name (a kill never leaves a half line); a tick redone
+            # after a resume (killed between its line and its checkpoint) replaces its earlier line
+            rows = [r for r in read_jsonl(self.out_dir / "metrics.jsonl") if r.get("cur_nimg") != ev["cur_nimg"]]
+            rows.append(rec)
+            atomic_write_text(self.out_dir / "metrics.jsonl", jsonl_text(rows))
             keys = sorted({k for r in rows for k in r})
             csv = ",".join(keys) + "\n" + "".join(",".join(str(r.get(k, "")) for k in keys) + "\n" for r in rows)
             atomic_write_text(self.out_dir / "metrics.csv", csv)

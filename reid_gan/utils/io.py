@@ -25,6 +25,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_torch_save",
     "remove_temp_files",
+    "clean_run_folder",
     "append_jsonl",
     "jsonl_text",
     "read_jsonl",
@@ -75,6 +76,23 @@ def remove_temp_files(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def clean_run_folder(out_dir: str | os.PathLike, from_scratch: bool,
+                     stale: tuple[str, ...] = ("metrics.jsonl", "metrics.csv")) -> None:
+    """At the start of a resumable training stage (train_gan, train_encoder) on its own folder: remove the
+    temporary files a killed run left there (the folder, ``checkpoints/``, ``grids/``) and, for a run from
+    scratch, an earlier run's ``stale`` history files, which are not this run's (without this, a rerun after
+    a kill before the first checkpoint repeated that run's first lines)."""
+    from reid_gan.utils.logging import get_logger
+
+    d = Path(out_dir)
+    for sub in (d, d / "checkpoints", d / "grids"):
+        for p in remove_temp_files(sub):
+            get_logger(__name__).info("removed %s, left by a killed run", p)
+    if from_scratch:
+        for name in stale:
+            (d / name).unlink(missing_ok=True)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
@@ -105,16 +123,54 @@ def append_jsonl(path: str | os.PathLike, records: list[dict]) -> None:
     """Append records to a JSON-lines file, one ``write`` + ``fsync`` per call.
 
     A crash can at worst leave a partial *last* line; :func:`read_jsonl` ignores such a line, so
-    resumable writers can re-create the record.
+    resumable writers can re-create the record, and the next append first cuts it off (appending after
+    it would join it to the new record: a broken line in the middle, which no reader accepts).
     """
     if not records:
         return
     payload = jsonl_text(records)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _drop_partial_last_line(path)
     with open(path, "a", encoding="utf-8") as f:
         f.write(payload)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _drop_partial_last_line(path: str | os.PathLike) -> None:
+    """Make a JSON-lines file end in a newline: a last line that is not valid JSON (a killed writer's half
+    line) is cut off; a complete record that only lacks its newline gets one."""
+    try:
+        f = open(path, "r+b")
+    except FileNotFoundError:
+        return
+    with f:
+        end = f.seek(0, os.SEEK_END)
+        if end == 0:
+            return
+        f.seek(end - 1)
+        if f.read(1) == b"\n":
+            return
+        start = pos = end
+        while pos > 0:
+            step = min(1 << 16, pos)
+            pos -= step
+            f.seek(pos)
+            i = f.read(step).rfind(b"\n")
+            if i >= 0:
+                start = pos + i + 1
+                break
+        else:
+            start = 0
+        f.seek(start)
+        tail = f.read()
+        try:
+            json.loads(tail.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            f.truncate(start)
+        else:
+            f.seek(end)
+            f.write(b"\n")
 
 
 def jsonl_text(records) -> str:

@@ -251,7 +251,7 @@ def encoder_reference(tmp_path_factory):
     invert on its encoder, one root."""
     root = tmp_path_factory.mktemp("encoder_reference")
     _run("train_encoder", root, ENC)
-    _run("invert", root, [])
+    _run("invert", root, ["invert.batch_size=1"])  # the killed runs' batch size: batching changes the float sums
     return root
 
 
@@ -289,7 +289,8 @@ def test_train_encoder_killed_then_resumed_completes_keeping_what_was_written(se
     _kill_when("train_encoder", tmp_path, ENC, ready)
     at = torch.load(last, map_location="cpu", weights_only=True)["global_step"] if last.is_file() else None
     written = [r for r in read_jsonl(out / "metrics.jsonl") if at is not None and r["step"] <= at]
-    grids_before = _tree(out / "grids") if (out / "grids").is_dir() else {}
+    grids_before = {g: h for g, h in (_tree(out / "grids") if (out / "grids").is_dir() else {}).items()
+                    if ".tmp" not in g}  # a grid the kill caught mid-write: its temporary file (removed by the rerun)
 
     log = _run("train_encoder", tmp_path, ENC)
     assert ("continuing from" in log) == (at is not None), log[-2000:]
@@ -422,3 +423,44 @@ def test_train_encoder_rerun_after_a_kill_keeps_its_metrics_consistent(tmp_path)
     assert (out / "metrics.jsonl").read_text().startswith(before)
     assert len((out / "metrics.csv").read_text().splitlines()) == 4
     assert not temp.exists() and metrics["train/steps"] == 4
+
+
+def test_an_append_after_a_killed_append_keeps_the_jsonl_file_valid(tmp_path):
+    """A writer killed mid-append leaves a half last line; the next append cuts it off instead of joining
+    it to the new record (a broken line in the middle, which read_jsonl refuses), and a complete record
+    that only lacks its newline is kept."""
+    from reid_gan.utils.io import append_jsonl
+
+    p = tmp_path / "cache.jsonl"
+    append_jsonl(p, [{"file": "a.jpg", "score": 1}])
+    p.write_text(p.read_text() + '{"file": "b.jpg", "sc')
+    append_jsonl(p, [{"file": "b.jpg", "score": 2}])
+    assert read_jsonl(p) == [{"file": "a.jpg", "score": 1}, {"file": "b.jpg", "score": 2}]
+    p.write_text(p.read_text() + '{"file": "c.jpg", "score": 3}')
+    append_jsonl(p, [{"file": "d.jpg", "score": 4}])
+    assert [r["file"] for r in read_jsonl(p)] == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+
+
+def test_train_gan_resume_after_a_kill_between_a_tick_line_and_its_checkpoint(tmp_path):
+    """In-process: a checkpoint at 8 images; then the line of the tick at 12 images was written before its
+    checkpoint (and a half line after it), and a checkpoint's temporary file was left. The resume redoes
+    that tick: its line replaced (one line per tick), the half line gone, the temporary file removed."""
+    from reid_gan.train_gan import train_gan
+    from tests.helpers import compose_stage
+    from tests.test_gan_train import STANDIN, _write_dataset
+
+    ds = _write_dataset(tmp_path / "ds")
+    gan = [*STANDIN, "data.name=folder", f"data.root={ds}", "gan.tick_kimg=0.004", "gan.resume=auto",
+           "gan.G.z_dim=8", "gan.G.w_dim=8"]
+    _, obj = train_gan(compose_stage("train_gan", tmp_path, [*gan, "gan.kimg=0.008"]))
+    out = Path(obj["out_dir"])
+    before = (out / "metrics.jsonl").read_text()
+    assert [r["cur_nimg"] for r in read_jsonl(out / "metrics.jsonl")] == [4, 8]
+    (out / "metrics.jsonl").write_text(before + json.dumps({"cur_nimg": 12, "kimg": 0.012, "snapshot": "x"}) + "\n"
+                                       + '{"cur_nimg": 16, "ki')
+    temp = out / "checkpoints" / ".last.k1ll.tmp.ckpt"
+    temp.write_bytes(b"half a checkpoint")
+    train_gan(compose_stage("train_gan", tmp_path, [*gan, "gan.kimg=0.016"]))
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert [r["cur_nimg"] for r in rows] == [4, 8, 12, 16] and rows[2]["snapshot"] != "x"
+    assert (out / "metrics.jsonl").read_text().startswith(before) and not temp.exists()

@@ -30,6 +30,41 @@ def no_prompt(monkeypatch):
     monkeypatch.setattr(getpass, "getpass", refuse)
 
 
+CHILD = """
+import socket, urllib.request
+for what, call in [("connect", lambda: socket.create_connection(("192.0.2.1", 80), timeout=5)),
+                   ("dns", lambda: socket.getaddrinfo("example.com", 443)),
+                   ("raw", lambda: socket.socket().connect(("198.51.100.7", 443))),
+                   ("http", lambda: urllib.request.urlopen("https://example.com", timeout=5))]:
+    try:
+        call()
+        print(what, "CONNECTED")
+    except OSError as e:
+        print(what, "refused:", e)
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(1)
+socket.create_connection(server.getsockname(), timeout=5).close()
+print("local ok")
+"""
+
+
+def test_the_network_block_reaches_python_child_processes(no_network):
+    """A child ``python`` is blocked like this process (connect, create_connection, name lookups, urllib
+    through the dead proxy or not), every attempt reaches the fixture's log, and local sockets still work."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "CONNECTED" not in p.stdout and p.stdout.count("refused:") == 4 and "local ok" in p.stdout, p.stdout
+    assert "network blocked by the test suite" in p.stdout
+    seen = no_network.children()
+    assert any("192.0.2.1" in a for a in seen) and any("example.com" in a for a in seen), seen
+    assert any("198.51.100.7" in a for a in seen), seen
+    no_network.clear()  # seen and checked: not a failure of this test
+
+
 def test_missing_inception_weights_gan_reports_swd_not_fid(no_network, tmp_path, caplog):
     from reid_gan.train_gan import train_gan
     from tests.test_gan_train import STANDIN, _write_dataset
