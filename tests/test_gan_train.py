@@ -754,6 +754,18 @@ def test_train_gan_reports_fid_kid_small(tmp_path, monkeypatch):
         assert h["metric/fid"] == pytest.approx(expect, rel=1e-4) and expect > 0
         assert math.isfinite(h["metric/kid"])
     assert metrics["metric/fid"] == pytest.approx(hist[-1]["metric/fid"])
+    # the fakes scored at each snapshot are that snapshot's images (G_ema as saved) of the fixed metric codes
+    from reid_gan.utils.image import to_uint8
+
+    (tick,) = [c for c in obj["trainer"].callbacks if hasattr(c, "fake_z")]
+    z = tick.fake_z
+    assert z.shape[0] == 16
+    for h, f in zip(hist, fakes):
+        G = load_generator(Path(obj["out_dir"]) / h["snapshot"])
+        with torch.no_grad():
+            img = G.synthesis(G.mapping(z, torch.zeros(z.shape[0], 0), truncation_psi=1.0), noise_mode="const")
+            seen = nets[0](to_uint8(img))[0].double().numpy()
+        np.testing.assert_allclose(seen, f, rtol=0, atol=1e-5, err_msg=h["snapshot"])
 
 
 @pytest.mark.slow  # ~40 s: Inception-v3 at 299x299 on a CPU

@@ -432,7 +432,7 @@ def test_remake_from_a_trained_snapshot_small(tmp_path):
     gcfg = compose_stage("train_gan", tmp_path, ["logger=csv", "callbacks=none", "gan.kimg=0.004",
                                                  "metrics.num_images=8", "metrics.num_real=8"])
     validate_config(gcfg)
-    train_gan(gcfg)
+    _, gobj = train_gan(gcfg)
     snaps = Path(gcfg.gan.out_dir)
     snap = latest_snapshot(snaps)
     assert snap is not None
@@ -442,6 +442,13 @@ def test_remake_from_a_trained_snapshot_small(tmp_path):
     recs = read_jsonl(out / "manifest.jsonl")
     assert len(recs) == 3 and {r["generator_sha256"] for r in recs} == {file_sha256(snap)}
     G = load_generator(snap)
+    # the loaded generator is the trained one: train_gan's G_ema, buffers included (the running mean of w,
+    # which truncation uses, has moved from its zero start)
+    trained = gobj["module"].G_ema.state_dict()
+    assert set(G.state_dict()) == set(trained)
+    for k, v in G.state_dict().items():
+        assert torch.equal(v, trained[k].cpu()), k
+    assert float(G.mapping.w_avg.abs().max()) > 0 and float(cfg.generate.psi) != 1.0
     for r in recs:
         assert remake_bytes(r, G, out) == (out / r["file"]).read_bytes()
     other = load_generator(snap)
