@@ -48,10 +48,17 @@ def test_first_run_runs_every_stage(study):
     assert aug["train/num_images"] == base["train/num_images"] + aug["aug/images"]
     import torch
 
-    for r, n_classes in zip(index["runs"], (base["train/num_classes"], aug["train/num_classes"])):
+    batches = []
+    for r, rec in zip(index["runs"], (base, aug)):
         (ckpt,) = Path(r["dir"]).rglob("last.ckpt")
-        sd = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-        assert sd["net.classifier.weight"].shape[0] == n_classes
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        assert state["state_dict"]["net.classifier.weight"].shape[0] == rec["train/num_classes"]
+        # the trainer ran the batches of all those images (drop_last), not of the real images only
+        bs = json.loads((Path(r["dir"]) / "metrics.json").read_text())["config"]["data"]["batch_size"]
+        n = rec["train/num_images"]
+        batches.append(state["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"])
+        assert batches[-1] == rec["epochs"] * (n // bs if n > bs else 1)
+    assert batches[1] > batches[0]  # the generated images make a batch more, so a loader without them fails
     # the reported mAP is the saved model's: the evaluate stage on its checkpoint gives the same numbers
     from reid_gan.evaluate import evaluate
 

@@ -28,8 +28,20 @@ def test_smoke_study_runs_the_variants_arm(tmp_path):
     assert ran == ["make_dataset", "train_gan", "train", "train_encoder", "invert", "generate_variants",
                    "filter_variants", "train"]
     assert [(r["persons"], r.get("images_per_person"), r["seed"]) for r in index["runs"]] == [(0, None, 0), (0, 2, 0)]
-    run = json.loads((Path(index["runs"][1]["dir"]) / "metrics.json").read_text())
+    base, run = (json.loads((Path(r["dir"]) / "metrics.json").read_text()) for r in index["runs"])
     assert run["metrics"]["aug/name"] == "real_variants" and run["metrics"]["aug/images"] > 0
+    # the variants joined the training set as the real identities they show (no new classes), and the
+    # trainer ran the batches of all those images
+    assert run["metrics"]["train/num_classes"] == base["metrics"]["train/num_classes"]
+    assert run["metrics"]["train/num_images"] == base["metrics"]["train/num_images"] + run["metrics"]["aug/images"]
+    import torch
+
+    (ckpt,) = Path(index["runs"][1]["dir"]).rglob("last.ckpt")
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert state["state_dict"]["net.classifier.weight"].shape[0] == base["metrics"]["train/num_classes"]
+    n, bs = run["metrics"]["train/num_images"], run["config"]["data"]["batch_size"]
+    assert state["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"] == \
+        run["metrics"]["epochs"] * (n // bs if n > bs else 1)
     enc = json.loads((Path(index["variants"]["encoder"]) / "summary.json").read_text())
     assert enc["identity_model"] and enc["similarity"] == "sim_reid" and enc["identity_same_as_similarity"]
     assert "val/identity_mAP" in enc["last"]
