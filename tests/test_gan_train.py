@@ -752,7 +752,9 @@ def test_train_gan_reports_fid_kid_small(tmp_path, monkeypatch):
     for h, f in zip(hist, fakes):
         expect = _frechet_reference(real, f)
         assert h["metric/fid"] == pytest.approx(expect, rel=1e-4) and expect > 0
-        assert math.isfinite(h["metric/kid"])
+        # 16 reals and 16 fakes: every KID subset is the whole set, so KID is the unbiased MMD² of the two
+        assert h["metric/kid"] == pytest.approx(_kid_reference(real.astype(np.float64), f), rel=1e-4)
+        assert h["metric/kid_std"] == pytest.approx(0, abs=1e-6)
     assert metrics["metric/fid"] == pytest.approx(hist[-1]["metric/fid"])
     # the fakes scored at each snapshot are that snapshot's images (G_ema as saved) of the fixed metric codes
     from reid_gan.utils.image import to_uint8
