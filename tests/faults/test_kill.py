@@ -344,7 +344,8 @@ def test_invert_killed_then_rerun_equals_uninterrupted(seed, encoder_reference, 
 
 # ------------------------------------------------------------------------------ two at once
 @pytest.mark.slow
-def test_two_pipelines_at_once_on_one_root_build_each_stage_once(tmp_path):
+def test_two_pipelines_at_once_on_one_root_build_each_stage_once(tmp_path, no_network):
+    """Also the network-block cell for every smoke stage as a child process: no attempt (fixture)."""
     procs = [subprocess.Popen(_cmd("pipeline", tmp_path, ["pipeline.sweep.persons=[0,1]"]), cwd=REPO, env=_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=1800)[0] for p in procs]
