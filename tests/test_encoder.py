@@ -289,10 +289,10 @@ def test_invert_output_is_read_by_generate_and_the_filter_uses_the_real_image(tm
     assert got == pytest.approx(want, abs=1e-5)
 
 
-def test_resume_auto_continues_from_the_last_checkpoint(tmp_path):
+def test_resume_auto_continues_from_the_last_checkpoint(tmp_path, monkeypatch):
     """A run stopped after its step-2 checkpoint (as a kill after it would leave it) continues at step 2 with
-    encoder.resume=auto: weights, optimiser and step come from the checkpoint (not bit-identical to an
-    uninterrupted run: the data order after a resume is drawn anew)."""
+    encoder.resume=auto: weights (its first step starts from them), optimiser and step come from the
+    checkpoint (not bit-identical to an uninterrupted run: the data order after a resume is drawn anew)."""
     from reid_gan.train_encoder import train_encoder
     from reid_gan.utils.io import read_jsonl
 
@@ -307,7 +307,21 @@ def test_resume_auto_continues_from_the_last_checkpoint(tmp_path):
     ck = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=True)
     assert ck["global_step"] == 2 and all(k.startswith("psp.encoder.") for k in ck["state_dict"])
     first = read_jsonl(tmp_path / "a" / "metrics.jsonl")
+    from reid_gan.encoder.module import ReStyleModule
+
+    start: dict = {}
+    step = ReStyleModule.training_step
+
+    def record_start(self, batch, batch_idx):  # the weights the resumed run's first step starts from
+        if not start:
+            start.update({k: v.detach().clone() for k, v in self.state_dict().items() if k.startswith("psp.encoder.")})
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(ReStyleModule, "training_step", record_start)
     _, o = run(tmp_path / "a", 4, "auto")
+    assert set(start) == set(ck["state_dict"])
+    for k, v in ck["state_dict"].items():
+        assert torch.equal(start[k], v), k
     hist = read_jsonl(tmp_path / "a" / "metrics.jsonl")
     assert [r["step"] for r in hist] == [0, 2, 4] and hist[:2] == first  # no re-validation at step 0
     ck4 = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=True)
