@@ -47,12 +47,12 @@ def _module(cfg, ada: bool, r1: bool, controller: bool = False):
     from reid_gan.gan.training import build_module, build_networks
 
     with open_dict(cfg):
-        cfg.gan.aug = ("ada" if controller else "fixed") if ada else "noaug"
-        cfg.gan.augment_p = 0.3  # a typical mid-training ADA probability
-        cfg.gan.loss.r1_gamma = cfg.gan.loss.r1_gamma if r1 else 0.0
+        cfg.gan.module.aug = ("ada" if controller else "fixed") if ada else "noaug"
+        cfg.gan.module.augment_p = 0.3  # a typical mid-training ADA probability
+        cfg.gan.module.loss.r1_gamma = cfg.gan.module.loss.r1_gamma if r1 else 0.0
     torch.manual_seed(0)
-    G, D, kw, cls = build_networks(cfg)
-    m = build_module(cfg, G, D, kw, cls)
+    G, D = build_networks(cfg)
+    m = build_module(cfg, G, D)
     opts = m.configure_optimizers()
     # Run training_step outside a Trainer: the three Lightning hooks it uses, made direct.
     m.optimizers = lambda: opts

@@ -46,14 +46,15 @@ def train_gan(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     images, labels, c_pids = training_set(cfg, out_dir)
     loader = build_loader(cfg, images, labels)
-    G, D, G_kwargs, G_class = build_networks(cfg)
-    module = build_module(cfg, G, D, G_kwargs, G_class, label_pool=labels)
+    G, D = build_networks(cfg)
+    module = build_module(cfg, G, D, label_pool=labels)
     module.c_pids = c_pids
     if transfer is not None:
         transfer_weights(module, transfer, cfg)
     n_g = sum(p.numel() for p in G.parameters())
     n_d = sum(p.numel() for p in D.parameters())
-    log.info("G: %s (%.2f M parameters), D: %s (%.2f M parameters)", G_class, n_g / 1e6, g.D._target_, n_d / 1e6)
+    log.info("G: %s (%.2f M parameters), D: %s (%.2f M parameters)", module.G_class, n_g / 1e6, module.D_class,
+             n_d / 1e6)
 
     trainer = build_trainer(cfg, out_dir, build_tick_callback(cfg, module, images, out_dir, labels is not None))
     t0 = time.time()

@@ -65,7 +65,7 @@ def test_thesis_gan_resolves_to_the_thesis_settings(stage, tmp_path):
     assert g.name == "stylegan3-r"
     assert (g.G.conv_kernel, g.G.use_radial_filters, g.G.channel_base, g.G.channel_max) == (1, True, 65536, 1024)
     assert (g.D.channel_base, g.D.channel_max) == (65536, 1024)
-    assert g.batch_size == 16 and g.loss.r1_gamma == 2.0
+    assert g.batch_size == 16 and g.module.loss.r1_gamma == 2.0
     assert g.kimg == 5000 and g.snap == 20
     assert cfg.metrics.num_images == 50000 and cfg.metrics.num_real is None
 

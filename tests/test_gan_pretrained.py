@@ -57,8 +57,8 @@ def test_pack_round_trip_and_resume_loads_D(tmp_path):
 
     # gan.resume=<bundle>: G, G_ema and D all start from the file (D too: a .pt snapshot would not)
     cfg2 = compose_stage("train_gan", tmp_path / "ft", ["logger=csv", "callbacks=none", f"gan.resume={out}"])
-    G, D, kw, cls = build_networks(cfg2)
-    fresh = build_module(cfg2, G, D, kw, cls)
+    G, D = build_networks(cfg2)
+    fresh = build_module(cfg2, G, D)
     assert not all(torch.equal(a, b) for a, b in zip(fresh.D.state_dict().values(), m.D.state_dict().values()))
     transfer_weights(fresh, out, cfg2)
     for net in ("G", "G_ema", "D"):
@@ -68,9 +68,9 @@ def test_pack_round_trip_and_resume_loads_D(tmp_path):
     # other network settings: the error names the key and both values
     cfg3 = compose_stage("train_gan", tmp_path / "bad", ["logger=csv", "callbacks=none", f"gan.resume={out}",
                                                          "gan.G.channel_max=16", "gan.D.channel_max=16"])
-    G, D, kw, cls = build_networks(cfg3)
+    G, D = build_networks(cfg3)
     with pytest.raises(ValueError, match=r"gan.G.channel_max: config 16, bundle.pt 32"):
-        transfer_weights(build_module(cfg3, G, D, kw, cls), out, cfg3)
+        transfer_weights(build_module(cfg3, G, D), out, cfg3)
 
 
 def test_pack_refuses_without_commit_or_checkpoint(tmp_path):
@@ -131,8 +131,8 @@ def test_embedded_matches_the_quickstart_networks(tmp_path):
 
     cfg = compose_stage("train_gan", tmp_path, ["experiment=quickstart"])
     assert cfg.gan.resume == "embedded"
-    G, D, kw, cls = build_networks(cfg)
-    _check_kwargs(build_module(cfg, G, D, kw, cls), read_bundle(EMBEDDED_PATH), EMBEDDED_PATH)
+    G, D = build_networks(cfg)
+    _check_kwargs(build_module(cfg, G, D), read_bundle(EMBEDDED_PATH), EMBEDDED_PATH)
 
 
 def test_pretrain_identities_are_disjoint_from_every_quickstart_split(tmp_path):

@@ -240,8 +240,10 @@ def _tiny_module(**kw):
     args = dict(G=TinyG(8, 0, 8, [8, 4], 3), D=TinyD(0, [8, 4], 3),
                 G_opt=functools.partial(torch.optim.Adam, lr=0.002, betas=[0.0, 0.99], eps=1e-8),
                 D_opt=functools.partial(torch.optim.Adam, lr=0.003, betas=[0.5, 0.99], eps=1e-8),
-                batch_size=4, r1_gamma=2.0, r1_interval=16, ema_kimg=0.01, ema_rampup=0.05)
-    args.update(kw)
+                batch_size=4, ema_kimg=0.01, ema_rampup=0.05)
+    loss = {"r1_gamma": 2.0, "r1_interval": 16}
+    loss.update({k: kw.pop(k) for k in list(kw) if k in loss})
+    args.update(kw, loss=loss)
     return StyleGAN3Module(**args)
 
 
@@ -814,7 +816,7 @@ def test_real_networks_metric_improves_between_snapshots(tmp_path, lr, learns):
     torch.set_num_threads(1)
     cfg = compose_stage("train_gan", tmp_path, [
         "logger=csv", "callbacks=none", "gan.batch_size=8", "gan.kimg=1.2", "gan.tick_kimg=0.4", "gan.snap=3",
-        f"gan.G_opt.lr={lr}", f"gan.D_opt.lr={lr}", "metrics.num_images=64", "metrics.num_real=64",
+        f"gan.module.G_opt.lr={lr}", f"gan.module.D_opt.lr={lr}", "metrics.num_images=64", "metrics.num_real=64",
     ])
     metrics, obj = train_gan(cfg)
     assert isinstance(obj["module"].G, Generator) and isinstance(obj["module"].D, Discriminator)
@@ -826,3 +828,67 @@ def test_real_networks_metric_improves_between_snapshots(tmp_path, lr, learns):
         assert last < 0.8 * first, hist  # measured: 259.3 -> 180.1 (lr 0.0025), 259.9 -> 259.2 (control)
     else:
         assert abs(last - first) < 0.1 * first, hist
+
+
+# --- the system as a _target_ node (gan.module) ---------------------------------------------------------
+@pytest.mark.parametrize("gan, aug", [("stylegan3_t", "ada"), ("stylegan3_r", "fixed"), ("stylegan3_t", "noaug")])
+def test_module_is_instantiated_from_gan_module_with_derived_defaults(tmp_path, gan, aug):
+    """``gan.module`` is a ``_target_`` node: the stage instantiates it with G, D and the schedule, and the
+    module resolves the null defaults from the batch size (NVIDIA's train.py): G_ema half-life batch·10/32,
+    blur fade batch·200/32 with config R's blur, ADA only with aug=ada; G's magnitude EMA 0.5^(batch/20000)."""
+    from reid_gan.config import validate_config
+    from reid_gan.gan.module import StyleGAN3Module
+    from reid_gan.gan.training import build_module, build_networks
+
+    cfg = compose_stage("train_gan", tmp_path, [f"gan={gan}", "gan.batch_size=8", f"gan.module.aug={aug}",
+                                                "gan.module.augment_p=0.25", "gan.G.z_dim=8", "gan.G.w_dim=8",
+                                                "gan.G.channel_base=64", "gan.G.channel_max=8",
+                                                "gan.D.channel_base=64", "gan.D.channel_max=8"])
+    validate_config(cfg)
+    assert cfg.gan.module._target_ == "reid_gan.gan.module.StyleGAN3Module"
+    G, D = build_networks(cfg)
+    m = build_module(cfg, G, D)
+    assert isinstance(m, StyleGAN3Module) and m.G is G and m.D is D
+    assert m.batch_size == 8 and m.kimg == cfg.gan.kimg and m.snap == cfg.gan.snap
+    assert m.ema_kimg == pytest.approx(8 * 10 / 32)
+    assert m.loss.blur_fade_kimg == pytest.approx(8 * 200 / 32 if gan == "stylegan3_r" else 0.0)
+    assert m.loss.blur_init_sigma == (10.0 if gan == "stylegan3_r" else 0.0)
+    assert G.init_kwargs["magnitude_ema_beta"] == pytest.approx(0.5 ** (8 / 20000))
+    assert m.G_init_kwargs == G.init_kwargs and m.G_class == "reid_gan.gan.networks.Generator"
+    assert m.D_class == "reid_gan.gan.networks.Discriminator" and m.D_init_kwargs["channel_max"] == 8
+    if aug == "noaug":
+        assert m.augment_pipe is None and m.ada is None
+    else:
+        assert float(m.augment_pipe.p) == pytest.approx(0.25)
+        assert (m.ada is not None) == (aug == "ada")
+    # given values win over the derived ones
+    cfg2 = compose_stage("train_gan", tmp_path, [f"gan={gan}", "gan.module.ema_kimg=3",
+                                                 "gan.module.loss.blur_fade_kimg=7", "gan.G.magnitude_ema_beta=0.9"])
+    G, D = build_networks(cfg2)
+    m2 = build_module(cfg2, G, D)
+    assert m2.ema_kimg == 3 and m2.loss.blur_fade_kimg == 7 and G.init_kwargs["magnitude_ema_beta"] == 0.9
+
+
+@pytest.mark.parametrize("override, match", [
+    ("gan.module._target_=StyleGAN3Module", r"gan.module._target_: must be a dotted import path"),
+    ("gan.module.G_opt=null", r"gan.module.G_opt._target_: must be a node with a _target_"),
+    ("gan.D._target_=null", r"gan.D._target_: must be a node with a _target_"),
+    ("gan.module.aug=sometimes", r"gan.module.aug: must be one of ada, fixed, noaug"),
+    ("gan.module.loss.r1_gamma=-1", r"gan.module.loss.r1_gamma: must be >= 0"),
+])
+def test_gan_module_schema_rejects_bad_values_naming_the_key(tmp_path, override, match):
+    from reid_gan.config import ConfigError, validate_config
+
+    cfg = compose_stage("train_gan", tmp_path, [override])
+    with pytest.raises(ConfigError, match=match):
+        validate_config(cfg)
+
+
+@pytest.mark.parametrize("override", ["gan.module.r1_gamma=1", "gan.loss.r1_gamma=1", "gan.aug=noaug"])
+def test_unknown_or_moved_gan_keys_are_rejected_at_compose(tmp_path, override):
+    """An unknown key, and a key of the module's at its old place (gan.loss, gan.aug: now under gan.module),
+    stops composition naming it."""
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match=override.split("=")[0].split(".")[-1]):
+        compose_stage("train_gan", tmp_path, [override])

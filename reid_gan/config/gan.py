@@ -20,12 +20,50 @@ class GanLossSchema:
     blur_fade_kimg: Optional[float] = None
 
     def __post_init__(self) -> None:
-        check(self.r1_gamma >= 0, "loss.r1_gamma", "must be >= 0", self.r1_gamma)
-        check(self.r1_interval >= 1, "loss.r1_interval", "must be >= 1", self.r1_interval)
-        check(0 <= self.style_mixing_prob <= 1, "loss.style_mixing_prob", "must be in [0, 1]", self.style_mixing_prob)
-        check(self.blur_init_sigma >= 0, "loss.blur_init_sigma", "must be >= 0", self.blur_init_sigma)
-        check(self.blur_fade_kimg is None or self.blur_fade_kimg >= 0, "loss.blur_fade_kimg", "must be >= 0",
+        check(self.r1_gamma >= 0, "module.loss.r1_gamma", "must be >= 0", self.r1_gamma)
+        check(self.r1_interval >= 1, "module.loss.r1_interval", "must be >= 1", self.r1_interval)
+        check(0 <= self.style_mixing_prob <= 1, "module.loss.style_mixing_prob", "must be in [0, 1]",
+              self.style_mixing_prob)
+        check(self.blur_init_sigma >= 0, "module.loss.blur_init_sigma", "must be >= 0", self.blur_init_sigma)
+        check(self.blur_fade_kimg is None or self.blur_fade_kimg >= 0, "module.loss.blur_fade_kimg", "must be >= 0",
               self.blur_fade_kimg)
+
+
+def _check_target(node: Any, key: str) -> None:
+    target = node.get("_target_") if hasattr(node, "get") else None
+    check(isinstance(target, str) and "." in target, f"{key}._target_",
+          "must be a node with a _target_ (a dotted import path)", target)
+
+
+@dataclass
+class GanModuleSchema:
+    """``gan.module``: the training system, ``hydra.utils.instantiate``-d (G, D, the schedule and the label pool
+    are passed by the stage); null values are derived inside :class:`reid_gan.gan.module.StyleGAN3Module`."""
+
+    _target_: str = "reid_gan.gan.module.StyleGAN3Module"
+    G_opt: Any = None
+    D_opt: Any = None
+    loss: GanLossSchema = field(default_factory=GanLossSchema)
+    ema_kimg: Optional[float] = None  # null → batch * 10 / 32 (NVIDIA)
+    ema_rampup: Optional[float] = 0.05
+    aug: str = "ada"  # ada | fixed | noaug
+    augment: Any = None  # an AugmentPipe node (_partial_: the module gives it p = augment_p)
+    augment_p: float = 0.0
+    ada_target: float = 0.6
+    ada_interval: int = 4
+    ada_kimg: float = 500.0
+
+    def __post_init__(self) -> None:
+        check(isinstance(self._target_, str) and "." in self._target_, "module._target_",
+              "must be a dotted import path of the LightningModule", self._target_)
+        check(self.ema_kimg is None or self.ema_kimg >= 0, "module.ema_kimg", "must be >= 0", self.ema_kimg)
+        check(self.ema_rampup is None or self.ema_rampup > 0, "module.ema_rampup", "must be > 0 or null",
+              self.ema_rampup)
+        check(self.aug in ("ada", "fixed", "noaug"), "module.aug", "must be one of ada, fixed, noaug", self.aug)
+        check(0 <= self.augment_p <= 1, "module.augment_p", "must be in [0, 1]", self.augment_p)
+        check(0 <= self.ada_target <= 1, "module.ada_target", "must be in [0, 1]", self.ada_target)
+        check(self.ada_interval >= 1, "module.ada_interval", "must be >= 1", self.ada_interval)
+        check(self.ada_kimg > 0, "module.ada_kimg", "must be > 0", self.ada_kimg)
 
 
 @dataclass
@@ -50,18 +88,8 @@ class GanSchema:
     snap: int = 50
     G: Any = None
     D: Any = None
-    G_opt: Any = None
-    D_opt: Any = None
-    loss: GanLossSchema = field(default_factory=GanLossSchema)
-    ema_kimg: Optional[float] = None  # null → batch * 10 / 32 (NVIDIA)
-    ema_rampup: Optional[float] = 0.05
     mirror: bool = True
-    aug: str = "ada"  # ada | fixed | noaug
-    augment: Any = None
-    augment_p: float = 0.0
-    ada_target: float = 0.6
-    ada_interval: int = 4
-    ada_kimg: float = 500.0
+    module: GanModuleSchema = field(default_factory=GanModuleSchema)
     # null | auto | embedded (the package's pretrained G, G_ema, D) | PATH (.ckpt of ours, .pt snapshot or
     # packed pretrained file, NVIDIA .pkl)
     resume: Optional[str] = None
@@ -77,17 +105,12 @@ class GanSchema:
         check(self.kimg > 0, "kimg", "must be > 0", self.kimg)
         check(self.tick_kimg > 0, "tick_kimg", "must be > 0", self.tick_kimg)
         check(self.snap >= 1, "snap", "must be >= 1 (ticks between snapshots)", self.snap)
-        check(self.ema_kimg is None or self.ema_kimg >= 0, "ema_kimg", "must be >= 0", self.ema_kimg)
-        check(self.ema_rampup is None or self.ema_rampup > 0, "ema_rampup", "must be > 0 or null", self.ema_rampup)
-        check(self.aug in ("ada", "fixed", "noaug"), "aug", "must be one of ada, fixed, noaug", self.aug)
-        check(0 <= self.augment_p <= 1, "augment_p", "must be in [0, 1]", self.augment_p)
-        check(0 <= self.ada_target <= 1, "ada_target", "must be in [0, 1]", self.ada_target)
-        check(self.ada_interval >= 1, "ada_interval", "must be >= 1", self.ada_interval)
-        check(self.ada_kimg > 0, "ada_kimg", "must be > 0", self.ada_kimg)
         check(self.max_images is None or self.max_images >= 1, "max_images", "must be >= 1 or null", self.max_images)
-        for key in ("G", "D", "G_opt", "D_opt"):
-            node = getattr(self, key)
-            check(node is not None and "_target_" in node, key, "must be a node with a _target_", None)
+        for key in ("G", "D"):
+            _check_target(getattr(self, key), key)
+        # (here, not in GanModuleSchema: a nested schema's defaults are built once, without these nodes)
+        for key in ("G_opt", "D_opt", *(("augment",) if self.module.aug != "noaug" else ())):
+            _check_target(getattr(self.module, key), f"module.{key}")
         if not self.conditional:
             for key in ("G", "D"):
                 node = getattr(self, key)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import pytorch_lightning as pl
 import torch
@@ -33,7 +33,7 @@ from torch import nn
 from reid_gan.gan.augment import AdaController, AugmentPipe
 from reid_gan.gan.losses import StyleGAN3Loss
 
-__all__ = ["StyleGAN3Module", "ema_beta"]
+__all__ = ["StyleGAN3Module", "ema_beta", "network_record", "LOSS_DEFAULTS"]
 
 
 def ema_beta(batch_size: int, cur_nimg: int, ema_kimg: float, ema_rampup: Optional[float]) -> float:
@@ -44,57 +44,94 @@ def ema_beta(batch_size: int, cur_nimg: int, ema_kimg: float, ema_rampup: Option
     return 0.5 ** (batch_size / max(ema_nimg, 1e-8))
 
 
+LOSS_DEFAULTS: dict[str, Any] = {"r1_gamma": 2.0, "r1_interval": 16, "style_mixing_prob": 0.0,
+                                 "blur_init_sigma": 0.0, "blur_fade_kimg": None}
+
+
+def network_record(net: nn.Module) -> tuple[str, Optional[dict]]:
+    """``(class path, constructor kwargs)`` a snapshot needs to rebuild ``net`` without the config: the
+    ``class_name`` / ``init_kwargs`` that :func:`reid_gan.gan.training.build_network` attaches, else the
+    class's own path and ``None``."""
+    cls = getattr(net, "class_name", None) or f"{type(net).__module__}.{type(net).__qualname__}"
+    kwargs = getattr(net, "init_kwargs", None)
+    return cls, (dict(kwargs) if kwargs is not None else None)
+
+
 class StyleGAN3Module(pl.LightningModule):
-    """G, D (and optionally an ADA pipeline) trained with StyleGAN3's schedule.
+    """G, D (and optionally an ADA pipeline) trained with StyleGAN3's schedule; built from ``gan.module`` by
+    ``hydra.utils.instantiate`` (the stage passes G, D, the schedule and the label pool).
 
     Args:
         G, D: the networks (``nn.Module``s built by ``hydra.utils.instantiate``); ``G_ema`` is a deep copy of G.
+            Their ``init_kwargs`` / ``class_name`` (see :func:`network_record`) are recorded in checkpoints so
+            the generator can be rebuilt without the config (D's: what ``reid_gan.gan.embed`` packs).
         G_opt, D_opt: ``functools.partial`` optimisers (Hydra ``_partial_: true``) taking ``params``; their
             ``lr``/``betas`` keywords are NVIDIA's (Adam, betas (0, 0.99)); D's are adjusted for lazy R1.
         batch_size: images per iteration (the kimg counter advances by this much).
-        r1_gamma, r1_interval: R1 weight and lazy interval (16). ``r1_gamma = 0`` disables R1.
-        style_mixing_prob, blur_init_sigma, blur_fade_kimg: see :class:`StyleGAN3Loss`.
-        ema_kimg, ema_rampup: G_ema half-life (kimg) and ramp-up (0.05 for StyleGAN3; None = off).
-        augment_pipe: an :class:`AugmentPipe` (ADA) or None.
-        ada_target, ada_interval, ada_kimg: ADA control (None target = fixed ``p``).
         kimg, tick_kimg, snap: training length, tick length (kimg) and snapshot period (ticks).
-        G_init_kwargs, G_class: recorded in checkpoints so the generator can be rebuilt without the config.
-        D_init_kwargs, D_class: the same for the discriminator (what ``reid_gan.gan.embed`` packs).
-        c_dim: conditioning size (0 = unconditional). With ``c_dim > 0`` the loader yields ``(image, label)``
-            (train_gan: one-hot identity labels, ``gan.conditional=true``): D sees the real image's label, and
-            generated images get labels drawn at random from ``label_pool`` (every training image's label, so
-            identities are drawn as often as they occur in the data; NVIDIA's ``gen_c``).
+        loss: ``r1_gamma``, ``r1_interval`` (R1 weight and lazy interval; ``r1_gamma = 0`` disables R1),
+            ``style_mixing_prob``, ``blur_init_sigma``, ``blur_fade_kimg`` (see :class:`StyleGAN3Loss`); missing
+            keys take :data:`LOSS_DEFAULTS`. ``blur_fade_kimg=None`` → NVIDIA's ``batch_size * 200 / 32`` when
+            ``blur_init_sigma > 0``, else 0.
+        ema_kimg, ema_rampup: G_ema half-life (kimg; None → NVIDIA's ``batch_size * 10 / 32``) and ramp-up
+            (0.05 for StyleGAN3; None = off).
+        aug: ``ada`` (``augment`` with ``p`` adjusted towards ``ada_target``), ``fixed`` (``p = augment_p``) or
+            ``noaug`` (no pipeline).
+        augment: a callable ``p -> AugmentPipe`` (Hydra ``_partial_: true``), an :class:`AugmentPipe`, or None.
+        augment_p: the pipeline's initial ``p`` (also set on an :class:`AugmentPipe` given built).
+        ada_target, ada_interval, ada_kimg: ADA control (with ``aug=ada``).
+        label_pool: with a conditional G (``c_dim > 0``) the loader yields ``(image, label)`` (train_gan:
+            one-hot identity labels, ``gan.conditional=true``): D sees the real image's label, and generated
+            images get labels drawn at random from ``label_pool`` (every training image's label, so identities
+            are drawn as often as they occur in the data; NVIDIA's ``gen_c``).
     """
 
     def __init__(self, G: nn.Module, D: nn.Module, G_opt: Callable, D_opt: Callable, batch_size: int,
-                 r1_gamma: float = 2.0, r1_interval: int = 16, style_mixing_prob: float = 0.0,
-                 blur_init_sigma: float = 0.0, blur_fade_kimg: float = 0.0, ema_kimg: float = 10.0,
-                 ema_rampup: Optional[float] = 0.05, augment_pipe: Optional[AugmentPipe] = None,
-                 ada_target: Optional[float] = 0.6, ada_interval: int = 4, ada_kimg: float = 500.0,
                  kimg: float = 5000.0, tick_kimg: float = 4.0, snap: int = 50,
-                 G_init_kwargs: Optional[dict] = None, G_class: str = "reid_gan.gan.networks.Generator",
-                 z_dim: Optional[int] = None, c_dim: int = 0, D_init_kwargs: Optional[dict] = None,
-                 D_class: Optional[str] = None, label_pool: Optional[torch.Tensor] = None):
+                 loss: Optional[Mapping[str, Any]] = None, ema_kimg: Optional[float] = None,
+                 ema_rampup: Optional[float] = 0.05, aug: str = "ada",
+                 augment: Optional[Callable[..., AugmentPipe] | AugmentPipe] = None, augment_p: float = 0.0,
+                 ada_target: float = 0.6, ada_interval: int = 4, ada_kimg: float = 500.0,
+                 label_pool: Optional[torch.Tensor] = None):
         super().__init__()
         self.automatic_optimization = False
+        unknown = sorted(set(loss or {}) - set(LOSS_DEFAULTS))
+        if unknown:
+            raise ValueError(f"loss: unknown settings {unknown} (known: {sorted(LOSS_DEFAULTS)})")
+        lk = {**LOSS_DEFAULTS, **dict(loss or {})}
+        if aug not in ("ada", "fixed", "noaug"):
+            raise ValueError(f"aug must be one of ada, fixed, noaug (got {aug!r})")
+        self.batch_size = int(batch_size)
+        # Derived defaults (NVIDIA's train.py): they follow the batch size.
+        blur_fade_kimg = lk["blur_fade_kimg"]
+        if blur_fade_kimg is None:
+            blur_fade_kimg = self.batch_size * 200 / 32 if lk["blur_init_sigma"] > 0 else 0.0
+        if ema_kimg is None:
+            ema_kimg = self.batch_size * 10 / 32
+        augment_pipe = None
+        if aug != "noaug" and augment is not None:
+            if isinstance(augment, nn.Module):  # built already (a node without _partial_): its p is augment_p too
+                augment_pipe = augment
+                augment_pipe.p.fill_(float(augment_p))
+            else:
+                augment_pipe = augment(p=float(augment_p))
         self.G, self.D = G, D
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         self.augment_pipe = augment_pipe
         self.G_opt_partial, self.D_opt_partial = G_opt, D_opt
-        self.batch_size = int(batch_size)
-        self.r1_gamma, self.r1_interval = float(r1_gamma), int(r1_interval)
-        self.loss = StyleGAN3Loss(G, D, augment_pipe, r1_gamma=r1_gamma, style_mixing_prob=style_mixing_prob,
-                                  blur_init_sigma=blur_init_sigma, blur_fade_kimg=blur_fade_kimg)
+        self.r1_gamma, self.r1_interval = float(lk["r1_gamma"]), int(lk["r1_interval"])
+        self.loss = StyleGAN3Loss(G, D, augment_pipe, r1_gamma=lk["r1_gamma"],
+                                  style_mixing_prob=lk["style_mixing_prob"],
+                                  blur_init_sigma=lk["blur_init_sigma"], blur_fade_kimg=blur_fade_kimg)
         self.ema_kimg, self.ema_rampup = float(ema_kimg), ema_rampup
         self.ada = (AdaController(augment_pipe, ada_target, ada_interval, ada_kimg)
-                    if augment_pipe is not None and ada_target is not None else None)
+                    if augment_pipe is not None and aug == "ada" else None)
         self.kimg, self.tick_kimg, self.snap = float(kimg), float(tick_kimg), int(snap)
-        self.G_init_kwargs = dict(G_init_kwargs or {})
-        self.G_class = G_class
-        self.D_init_kwargs = dict(D_init_kwargs) if D_init_kwargs is not None else None
-        self.D_class = D_class
-        self.z_dim = int(z_dim if z_dim is not None else getattr(G, "z_dim"))
-        self.c_dim = int(c_dim)
+        self.G_class, G_kwargs = network_record(G)
+        self.G_init_kwargs = G_kwargs or {}
+        self.D_class, self.D_init_kwargs = network_record(D)
+        self.z_dim = int(self.G_init_kwargs.get("z_dim") or getattr(G, "z_dim"))
+        self.c_dim = int(self.G_init_kwargs.get("c_dim", getattr(G, "c_dim", 0)) or 0)
         if self.c_dim > 0:
             if label_pool is None or label_pool.ndim != 2 or label_pool.shape[1] != self.c_dim:
                 raise ValueError(f"c_dim={self.c_dim}: a label_pool [N, {self.c_dim}] of training labels is needed "

@@ -20,9 +20,9 @@ from reid_gan.utils.weights import load_strict, read_torch_file
 
 log = get_logger(__name__)
 
-__all__ = ["ImageSet", "identity_labels", "set_c_dim", "build_networks", "build_module", "transfer_weights",
-           "build_metric", "MetricOnUint8", "resume_source", "reached_kimg", "history_metrics", "training_set",
-           "build_loader", "build_tick_callback", "build_trainer"]
+__all__ = ["ImageSet", "identity_labels", "set_c_dim", "build_network", "build_networks", "build_module",
+           "transfer_weights", "build_metric", "MetricOnUint8", "resume_source", "reached_kimg", "history_metrics",
+           "training_set", "build_loader", "build_tick_callback", "build_trainer"]
 
 
 class ImageSet(torch.utils.data.Dataset):
@@ -68,41 +68,33 @@ def _container(node: Any) -> Any:
     return to_plain(node) if isinstance(node, (DictConfig, dict)) else copy.deepcopy(node)
 
 
-def build_networks(cfg: DictConfig) -> tuple[torch.nn.Module, torch.nn.Module, dict, str]:
-    """G and D from ``gan.G`` / ``gan.D`` (``hydra.utils.instantiate``); returns G's plain init kwargs and class."""
+def build_network(node: Any, **overrides: Any) -> torch.nn.Module:
+    """A network from its ``_target_`` node (``hydra.utils.instantiate``), carrying ``class_name`` and the plain
+    ``init_kwargs`` it was built with: what a snapshot records to rebuild it without the config."""
+    kwargs = {**_container(node), **overrides}
+    class_name = kwargs.pop("_target_")
+    net = hydra.utils.instantiate({"_target_": class_name, **kwargs}, _convert_="all")
+    net.class_name, net.init_kwargs = class_name, kwargs
+    return net
+
+
+def build_networks(cfg: DictConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """G and D from ``gan.G`` / ``gan.D``. G's ``magnitude_ema_beta: null`` follows the batch size as NVIDIA's
+    train.py sets it (``0.5 ** (batch_size / 20000)``)."""
     g = cfg.gan
-    G_node = _container(g.G)
-    if "magnitude_ema_beta" in G_node and G_node["magnitude_ema_beta"] is None:
-        G_node["magnitude_ema_beta"] = 0.5 ** (g.batch_size / (20 * 1e3))
-    G_class = G_node.pop("_target_")
-    G = hydra.utils.instantiate({"_target_": G_class, **G_node}, _convert_="all")
-    D = hydra.utils.instantiate(_container(g.D), _convert_="all")
-    return G, D, G_node, G_class
+    extra = {}
+    if "magnitude_ema_beta" in g.G and g.G.magnitude_ema_beta is None:
+        extra["magnitude_ema_beta"] = 0.5 ** (g.batch_size / (20 * 1e3))
+    return build_network(g.G, **extra), build_network(g.D)
 
 
-def build_module(cfg: DictConfig, G: torch.nn.Module, D: torch.nn.Module, G_kwargs: dict, G_class: str,
-                 label_pool: torch.Tensor | None = None):
-    from reid_gan.gan.module import StyleGAN3Module
-
+def build_module(cfg: DictConfig, G: torch.nn.Module, D: torch.nn.Module, label_pool: torch.Tensor | None = None):
+    """The training system from ``gan.module`` (``hydra.utils.instantiate``) with the networks, the schedule
+    (``gan.batch_size``, ``kimg``, ``tick_kimg``, ``snap``) and the label pool; its derived defaults are
+    resolved in :class:`reid_gan.gan.module.StyleGAN3Module`."""
     g = cfg.gan
-    D_kwargs = _container(g.D)
-    D_class = D_kwargs.pop("_target_")
-    augment_pipe = None
-    if g.aug != "noaug":
-        augment_pipe = hydra.utils.instantiate(g.augment, p=float(g.augment_p))
-    blur_fade = g.loss.blur_fade_kimg
-    if blur_fade is None:
-        blur_fade = g.batch_size * 200 / 32 if g.loss.blur_init_sigma > 0 else 0.0
-    ema_kimg = g.ema_kimg if g.ema_kimg is not None else g.batch_size * 10 / 32
-    return StyleGAN3Module(
-        G, D, hydra.utils.instantiate(g.G_opt), hydra.utils.instantiate(g.D_opt), batch_size=g.batch_size,
-        r1_gamma=g.loss.r1_gamma, r1_interval=g.loss.r1_interval, style_mixing_prob=g.loss.style_mixing_prob,
-        blur_init_sigma=g.loss.blur_init_sigma, blur_fade_kimg=blur_fade, ema_kimg=ema_kimg,
-        ema_rampup=g.ema_rampup, augment_pipe=augment_pipe,
-        ada_target=g.ada_target if g.aug == "ada" else None, ada_interval=g.ada_interval, ada_kimg=g.ada_kimg,
-        kimg=g.kimg, tick_kimg=g.tick_kimg, snap=g.snap, G_init_kwargs=G_kwargs, G_class=G_class,
-        z_dim=G_kwargs.get("z_dim"), c_dim=int(G_kwargs.get("c_dim", 0) or 0), D_init_kwargs=D_kwargs,
-        D_class=D_class, label_pool=label_pool)
+    return hydra.utils.instantiate(g.module, G=G, D=D, batch_size=int(g.batch_size), kimg=float(g.kimg),
+                                   tick_kimg=float(g.tick_kimg), snap=int(g.snap), label_pool=label_pool)
 
 
 def _check_geometry(src: torch.nn.Module, cfg: DictConfig, what: str) -> None:
