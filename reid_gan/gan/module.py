@@ -12,7 +12,7 @@ Per iteration, as in NVIDIA's ``training_loop.py`` for the StyleGAN3 configs:
 5. ADA ``p`` update every ``ada_interval`` iterations.
 6. Ticks: tick 0 ends after the first iteration, later ticks every ``tick_kimg`` kimg; a snapshot
    (G_ema file, metric, sample grid) is due at every ``snap``-th tick and when ``kimg`` is reached.
-   :class:`GANTickCallback` (in ``reid_gan.train_gan``) acts on :attr:`tick_event`.
+   :class:`GANTickCallback` (in ``reid_gan.gan.callbacks``) acts on :attr:`tick_event`.
 
 State that must survive a kill (``cur_nimg``, ``cur_tick``, ``tick_start_nimg``, ``iteration``, ADA's
 running sums) is saved in the checkpoint's ``gan`` record; the networks and ``augment_pipe.p`` are in the

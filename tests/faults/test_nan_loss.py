@@ -1,6 +1,6 @@
-"""Fault 6: NaN or inf in a loss (GAN: loss_G / loss_D; re-ID: the cross-entropy). The run stops at that
-step with an error naming the step and the loss term; the last good checkpoint is kept (finite, from
-before the bad step) and the run resumes from it. (The encoder stages do not exist yet.)"""
+"""Fault 6: NaN or inf in a loss (GAN: loss_G / loss_D; re-ID: the cross-entropy; encoder: its total
+loss). The run stops at that step with an error naming the step and the loss term; the last good
+checkpoint is kept (finite, from before the bad step) and the run resumes from it."""
 
 from __future__ import annotations
 
