@@ -164,16 +164,7 @@ def test_train_gan_killed_then_resumed_completes(seed, tmp_path):
     last = run_dir / "checkpoints" / "last.ckpt"
     extra = ["gan.resume=auto", "gan.kimg=0.064", "gan.tick_kimg=0.008"]
     k = random.Random(seed).randint(1, 5)  # how many checkpoint rewrites before the kill
-    seen: list[float] = []
-
-    def ready() -> bool:
-        if last.is_file():
-            m = last.stat().st_mtime_ns
-            if not seen or seen[-1] != m:
-                seen.append(m)
-        return len(seen) >= k
-
-    _kill_when("train_gan", tmp_path, extra, ready)
+    _kill_when("train_gan", tmp_path, extra, _steps_of_checkpoints(last, k))
     import torch
 
     before = torch.load(last, map_location="cpu", weights_only=True)["gan"]["cur_nimg"]
