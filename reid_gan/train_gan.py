@@ -39,7 +39,10 @@ def train_gan(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     out_dir = Path(g.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, transfer = resume_source(g, out_dir)
-    clean_run_folder(out_dir, from_scratch=ckpt_path is None)  # what a killed run left half-done
+    from reid_gan.gan.embed import LINEAGE, record_transfer
+
+    # what a killed run left half-done; from scratch, also an earlier run's history and lineage
+    clean_run_folder(out_dir, from_scratch=ckpt_path is None, stale=("metrics.jsonl", "metrics.csv", LINEAGE))
     if ckpt_path is not None and (kimg := reached_kimg(ckpt_path, g)) is not None:
         metrics, hist = history_metrics(out_dir, kimg)
         return metrics, {"out_dir": out_dir, "history": hist}
@@ -51,6 +54,7 @@ def train_gan(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     module.c_pids = c_pids
     if transfer is not None:
         transfer_weights(module, transfer, cfg)
+        record_transfer(out_dir, transfer)  # a packed file's lineage, for the next pack of this run
     n_g = sum(p.numel() for p in G.parameters())
     n_d = sum(p.numel() for p in D.parameters())
     log.info("G: %s (%.2f M parameters), D: %s (%.2f M parameters)", module.G_class, n_g / 1e6, module.D_class,

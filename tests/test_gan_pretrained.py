@@ -222,3 +222,74 @@ def test_short_fine_tune_from_embedded_keeps_hog_figure(tmp_path):
     after = Q.hog_scores(Q.generate_uint8(load_generator(Path(cfg.gan.out_dir)), 128, 1.0, seed=1)).mean()
     print(f"mean HOG score at psi 1.0: embedded {before:.3f}, after 4 fine-tune iterations {after:.3f}")
     assert after >= HOG_MEAN_FLOOR and after >= 0.5 * before, (before, after)
+
+
+def _same(a, b, where="ckpt") -> None:
+    """Deep equality of two checkpoint-like structures (tensors compared exactly)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), (where, sorted(set(a) ^ set(b)))
+        for k in a:
+            _same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, (where, a, b)
+
+
+def test_unpack_rebuilds_the_checkpoint_and_the_lineage_is_carried(tmp_path):
+    """A pretraining continues from the packed file on another machine exactly (unpack → gan.resume=auto),
+    and every later pack records the files it came from (continued or transferred) and the kimg over all."""
+    import json
+
+    from reid_gan.gan.embed import LINEAGE, main, unpack
+    from reid_gan.utils.io import file_sha256
+
+    cfg, _, _ = _train_smoke(tmp_path / "run")
+    run_dir = Path(cfg.gan.out_dir)
+    hydra = _hydra_record(cfg, tmp_path / "hydra", ["experiment=smoke"])
+    first = pack(run_dir, tmp_path / "first.pt", commit="1" * 40, hydra_dir=hydra)
+    b1 = read_bundle(first)
+    assert b1["provenance"]["history"] == [] and b1["kimg_total"] == pytest.approx(b1["kimg"])
+
+    # unpack into an empty run folder: the same checkpoint, key for key and tensor for tensor
+    other = tmp_path / "other" / "artifacts" / "gan" / run_dir.name
+    ckpt = unpack(first, other)
+    _same(torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True),
+          torch.load(ckpt, weights_only=True))
+    assert (other / "metrics.jsonl").read_text() == (run_dir / "metrics.jsonl").read_text()
+    with pytest.raises(FileExistsError, match="last.ckpt exists"):  # nothing is overwritten
+        main(["unpack", str(first), str(other)])
+
+    # continue it there (gan.resume=auto, longer gan.kimg), pack again: one 'continued' parent
+    kimg2 = 2 * float(cfg.gan.kimg)
+    cfg2, _, obj2 = _train_smoke(tmp_path / "other", ["gan.resume=auto", f"gan.kimg={kimg2}"])
+    assert Path(cfg2.gan.out_dir) == other and obj2["module"].cur_nimg / 1000 >= kimg2
+    hydra2 = _hydra_record(cfg2, tmp_path / "hydra2", ["experiment=smoke", "gan.resume=auto", f"gan.kimg={kimg2}"])
+    second = pack(other, tmp_path / "second.pt", commit="2" * 40, hydra_dir=hydra2)
+    b2 = read_bundle(second)
+    (h,) = b2["provenance"]["history"]
+    assert h["mode"] == "continued" and h["sha256"] == file_sha256(first) and h["commit"] == "1" * 40
+    assert b2["kimg"] == pytest.approx(obj2["module"].cur_nimg / 1000)
+    assert b2["kimg_total"] == pytest.approx(b2["kimg"])  # the counter went on from the first file's
+
+    # a fine-tune from the second file (weights transferred, counter from 0): both files in its lineage
+    cfg3, _, obj3 = _train_smoke(tmp_path / "ft", [f"gan.resume={second}"])
+    ft_dir = Path(cfg3.gan.out_dir)
+    assert json.loads((ft_dir / LINEAGE).read_text())["history"][-1]["mode"] == "transferred"
+    third = pack(ft_dir, tmp_path / "third.pt", commit="3" * 40,
+                 hydra_dir=_hydra_record(cfg3, tmp_path / "hydra3", [f"gan.resume={second}"]))
+    b3 = read_bundle(third)
+    assert [r["mode"] for r in b3["provenance"]["history"]] == ["continued", "transferred"]
+    assert b3["provenance"]["history"][-1]["sha256"] == file_sha256(second)
+    assert b3["kimg_total"] == pytest.approx(b2["kimg_total"] + b3["kimg"])
+
+    # a run from scratch in that folder drops the stale lineage
+    import shutil
+
+    shutil.rmtree(ft_dir / "checkpoints")
+    _train_smoke(tmp_path / "ft")
+    assert not (ft_dir / LINEAGE).exists()

@@ -25,7 +25,19 @@ File layout (a plain dict, ``torch.load(weights_only=True)``; format :data:`BUND
 ``data``              ``name``, ``render`` (renderer parameters), ``train_pids`` (identities trained on),
                       ``num_train_images``
 ``gan``               the run's resolved ``gan`` config (training hyper-parameters)
+``resume``            the rest of the run's ``last.ckpt`` (optimiser states, loop counters, ADA buffers):
+                      with the three networks it rebuilds that checkpoint bit for bit (:func:`unpack`)
+``kimg_total``        the images the weights have seen over all the runs in ``provenance['history']``
 ====================  ===================================================================================
+
+A pretraining longer than one sitting continues **exactly** from the shipped file on another machine::
+
+    python -m reid_gan.gan.embed unpack embedded ROOT/artifacts/gan/stylegan3-t-pretrain   # writes last.ckpt
+    REID_GAN_ROOT=ROOT nice python -m reid_gan.train_gan experiment=gan_pretrain gan.resume=auto
+
+and the next :func:`pack` of that run records the file it continued as ``provenance['history']`` (one
+entry per earlier run: ``mode`` ``continued`` or ``transferred`` (weights only, optimisers and counters
+reset, e.g. a run started with ``gan.resume=FILE``), its commit, command, kimg and sha256).
 """
 
 from __future__ import annotations
@@ -44,13 +56,15 @@ from reid_gan.utils.weights import read_torch_file
 
 log = get_logger(__name__)
 
-__all__ = ["BUNDLE_FORMAT", "EMBEDDED_PATH", "MAX_BYTES", "pack", "read_bundle", "is_bundle", "bundle_network",
-           "resolve_resume", "resume_stamp", "main"]
+__all__ = ["BUNDLE_FORMAT", "EMBEDDED_PATH", "MAX_BYTES", "LINEAGE", "pack", "unpack", "record_transfer", "read_bundle", "is_bundle",
+           "bundle_network", "resolve_resume", "resume_stamp", "main"]
 
 BUNDLE_FORMAT = "reid_gan.gan.pretrained/1"
 EMBEDDED_PATH = Path(__file__).resolve().parent / "pretrained" / "stylegan3-t-64x32.pt"
 MAX_BYTES = 10 * 1024 * 1024
 PROVENANCE_KEYS = ("command", "overrides", "commit", "source", "packed_at", "packed_with", "torch")
+LINEAGE = "lineage.json"  # written by unpack() into the run folder: the file the run continues
+_NETS = ("G", "G_ema", "D")
 
 
 def resolve_resume(value: str) -> Path:
@@ -138,6 +152,47 @@ def _train_pids(cfg) -> tuple[dict | None, list[int] | None, int | None]:
     return render, sorted({int(s.pid) for s in train}), len(train)
 
 
+def _parent_record(path: Path, mode: str) -> dict:
+    """One ``provenance['history']`` entry for the packed file at ``path`` that a run continued or
+    transferred from (plus that file's own history, flattened in front)."""
+    from reid_gan.utils.io import file_sha256
+
+    b = read_bundle(path)
+    prov = b["provenance"]
+    rec = {"mode": mode, "sha256": file_sha256(path), "commit": prov.get("commit"), "command": prov.get("command"),
+           "kimg": float(b["kimg"]), "kimg_total": float(b.get("kimg_total", b["kimg"])),
+           "packed_at": prov.get("packed_at")}
+    return {"history": list(prov.get("history") or []) + [rec], "kimg": rec["kimg"], "kimg_total": rec["kimg_total"]}
+
+
+def record_transfer(run_dir: str | Path, path: str | Path) -> None:
+    """At the start of a run that transfers a packed file's weights (``gan.resume=FILE``, counters from 0):
+    record that file as the run's :data:`LINEAGE` (a snapshot or ``.pkl`` is no packed file: nothing)."""
+    import json
+
+    from reid_gan.utils.io import atomic_write_text
+
+    path = Path(path)
+    if path.suffix != ".pt" or not is_bundle(read_torch_file(path, what="a pretrained GAN file", error=ValueError)):
+        return
+    parent = _parent_record(path, "transferred")
+    parent["kimg"] = 0.0  # this run's counter starts at 0: everything the parent saw comes before it
+    atomic_write_text(Path(run_dir) / LINEAGE, json.dumps(parent, indent=2, sort_keys=True) + "\n")
+
+
+def _lineage(run_dir: Path) -> tuple[list[dict], float]:
+    """(history, kimg the weights had seen when this run's counter was 0) of the run at ``run_dir``, from its
+    :data:`LINEAGE` record: left by :func:`unpack` (an exact continuation: the counter goes on from the
+    parent's) or by :func:`record_transfer` (weights transferred, counter from 0); none → a run from scratch."""
+    import json
+
+    lin = run_dir / LINEAGE
+    if not lin.is_file():
+        return [], 0.0
+    rec = json.loads(lin.read_text())
+    return list(rec["history"]), float(rec["kimg_total"]) - float(rec["kimg"])
+
+
 def pack(src: str | Path, out: str | Path = EMBEDDED_PATH, commit: str | None = None, command: str | None = None,
          hydra_dir: str | Path | None = None) -> Path:
     """Pack the run at ``src`` (run folder or ``last.ckpt``) into a bundle at ``out`` (≤ :data:`MAX_BYTES`)."""
@@ -187,12 +242,18 @@ def pack(src: str | Path, out: str | Path = EMBEDDED_PATH, commit: str | None = 
     hist = [r for r in read_jsonl(run_dir / "metrics.jsonl") if float(r.get("kimg", 0)) <= kimg + 1e-9] \
         if (run_dir / "metrics.jsonl").is_file() else []
     render, pids, n_train = _train_pids(cfg)
+    history, kimg_before = _lineage(run_dir)
+    prefixes = tuple(f"{n}." for n in _NETS)
+    resume = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    resume["state_dict_rest"] = {k: v for k, v in sd.items() if not k.startswith(prefixes)}
+    resume["state_dict_keys"] = list(sd)  # the checkpoint's key orders, for an identical rebuild
+    resume["ckpt_keys"] = list(ckpt)
     obj = {
         "format": BUNDLE_FORMAT,
         "G": {**G_rec, "state_dict": part("G.")},
         "G_ema": {**G_rec, "state_dict": part("G_ema.")},
         "D": {"class_name": D_class, "init_kwargs": _plain(D_kwargs), "state_dict": part("D.")},
-        "kimg": float(kimg), "cur_nimg": int(meta["cur_nimg"]),
+        "kimg": float(kimg), "cur_nimg": int(meta["cur_nimg"]), "kimg_total": float(kimg_before + kimg),
         "ada_p": float(sd["augment_pipe.p"]) if "augment_pipe.p" in sd else None,
         "metrics": _plain(hist),
         "provenance": {"command": command, "overrides": overrides, "commit": str(commit),
@@ -200,10 +261,11 @@ def pack(src: str | Path, out: str | Path = EMBEDDED_PATH, commit: str | None = 
                        "packed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                        "packed_with": "python -m reid_gan.gan.embed " + " ".join(shlex.quote(a) for a in sys.argv[1:])
                        if Path(sys.argv[0]).name in ("embed.py", "__main__.py") else "reid_gan.gan.embed.pack",
-                       "torch": str(torch.__version__)},
+                       "torch": str(torch.__version__), "history": history},
         "data": {"name": cfg.data.get("name") if cfg is not None else None, "render": render,
                  "train_pids": pids, "num_train_images": n_train},
         "gan": _plain(OmegaConf.to_container(cfg.gan, resolve=False)) if cfg is not None else None,
+        "resume": resume,
     }
     out = Path(out)
     atomic_torch_save(obj, out)
@@ -212,11 +274,59 @@ def pack(src: str | Path, out: str | Path = EMBEDDED_PATH, commit: str | None = 
         out.unlink()
         raise ValueError(f"embed: the packed file would be {size / 2**20:.1f} MB, over the {MAX_BYTES / 2**20:.0f} MB limit")
     read_bundle(out)  # round trip
-    log.info("Packed %s (%.3f kimg) into %s (%.2f MB)", ckpt_path, kimg, out, size / 2**20)
+    log.info("Packed %s (%.3f kimg; %.3f kimg in all over %d earlier run(s)) into %s (%.2f MB)", ckpt_path, kimg,
+             kimg_before + kimg, len(history), out, size / 2**20)
     return out
 
 
+def unpack(src: str | Path, run_dir: str | Path) -> Path:
+    """Rebuild the ``checkpoints/last.ckpt`` a packed file was made from inside ``run_dir`` (a train_gan
+    ``gan.out_dir``), with its ``metrics.jsonl`` and a :data:`LINEAGE` record, so that ``gan.resume=auto``
+    continues that run exactly. Refuses a folder that already holds a checkpoint (nothing is overwritten)."""
+    import json
+
+    from reid_gan.utils.io import atomic_torch_save, atomic_write_text, file_sha256, jsonl_text
+
+    path = resolve_resume(str(src))
+    b = read_bundle(path)
+    if not isinstance(b.get("resume"), dict):
+        raise ValueError(f"unpack: {path} holds no training state (packed before the 'resume' section existed); "
+                         f"fine-tune it with gan.resume={src} instead")
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    if ckpt.exists():
+        raise FileExistsError(f"unpack: {ckpt} exists; continue it with gan.resume=auto, or unpack into an empty folder")
+    res = dict(b["resume"])
+    rest, order, top = res.pop("state_dict_rest"), res.pop("state_dict_keys"), res.pop("ckpt_keys")
+    flat = dict(rest)
+    for n in _NETS:
+        flat.update({f"{n}.{k}": v for k, v in b[n]["state_dict"].items()})
+    if set(flat) != set(order):
+        raise ValueError(f"unpack: {path}: its networks and training state do not make up one checkpoint "
+                         f"({len(set(order) ^ set(flat))} keys differ)")
+    res["state_dict"] = {k: flat[k] for k in order}
+    out = {k: res[k] for k in top}
+    atomic_torch_save(out, ckpt)
+    if b.get("metrics") and not (run_dir / "metrics.jsonl").exists():
+        atomic_write_text(run_dir / "metrics.jsonl", jsonl_text(b["metrics"]))
+    parent = _parent_record(path, "continued")
+    atomic_write_text(run_dir / LINEAGE, json.dumps(parent, indent=2, sort_keys=True) + "\n")
+    log.info("Unpacked %s (%.3f kimg) into %s: continue with gan.resume=auto and the command it was made by: %s",
+             path, b["kimg"], ckpt, b["provenance"]["command"])
+    return ckpt
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["unpack"]:
+        up = argparse.ArgumentParser(prog="python -m reid_gan.gan.embed unpack",
+                                     description="Rebuild a packed file's training checkpoint in a run folder, to "
+                                                 "continue that pretraining with gan.resume=auto.")
+        up.add_argument("file", help="the packed file, or 'embedded' (the package's own)")
+        up.add_argument("run_dir", help="the run's gan.out_dir, e.g. ROOT/artifacts/gan/stylegan3-t-pretrain")
+        a = up.parse_args(argv[1:])
+        print(unpack(a.file, a.run_dir))
+        return
     ap = argparse.ArgumentParser(description="Pack a train_gan run into the embedded pretrained-GAN file.")
     ap.add_argument("src", help="the run folder (gan.out_dir) or its checkpoints/last.ckpt")
     ap.add_argument("--out", default=str(EMBEDDED_PATH), help=f"output file (default: {EMBEDDED_PATH})")
