@@ -50,7 +50,9 @@ def train_encoder(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     psp = ReStylePSP(enc, G, int(e.iterations))
     loss, identity, desc = build_losses(cfg)
     module = ReStyleModule(psp, loss, hydra.utils.instantiate(e.optimizer), identity, int(e.grid_images))
-    train_loader, val_loader, train_s, val_s = build_loaders(cfg, enc.input_size, psp.g_size)
+    bs = int(e.batch_size)
+    train_loader, val_loader, train_s, val_s = build_loaders(cfg, enc.input_size, psp.g_size,
+                                                             position=lambda: module.global_step * bs)
 
     ckpt_path = resume_path(e, out_dir)
     clean_run_folder(out_dir, from_scratch=ckpt_path is None)  # what a killed run left half-done

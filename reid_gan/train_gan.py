@@ -48,9 +48,10 @@ def train_gan(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         return metrics, {"out_dir": out_dir, "history": hist}
 
     images, labels, c_pids = training_set(cfg, out_dir)
-    loader = build_loader(cfg, images, labels)
     G, D = build_networks(cfg)
     module = build_module(cfg, G, D, label_pool=labels)
+    # the data stream starts where the (restored) module's counter says: a resume draws the same batches
+    loader = build_loader(cfg, images, labels, position=lambda: module.iteration * int(g.batch_size))
     module.c_pids = c_pids
     if transfer is not None:
         transfer_weights(module, transfer, cfg)

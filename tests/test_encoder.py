@@ -211,10 +211,10 @@ def _run(tmp_path: Path, lr: float, steps: int):
 
 
 def test_short_training_run_lowers_reconstruction_loss_against_lr0_control(tmp_path):
-    m, o = _run(tmp_path / "learn", 2e-3, 10)
-    c, _ = _run(tmp_path / "control", 0.0, 10)
+    m, o = _run(tmp_path / "learn", 2e-3, 16)
+    c, _ = _run(tmp_path / "control", 0.0, 16)
     hist = o["history"]
-    assert hist[0]["step"] == 0 and hist[-1]["step"] == 10
+    assert hist[0]["step"] == 0 and hist[-1]["step"] == 16
     start = hist[0]["val/loss"]
     # same start (same seed, same data, same untrained encoder), then only the learning run improves
     assert start == pytest.approx(_start(tmp_path / "control"))
@@ -292,7 +292,8 @@ def test_invert_output_is_read_by_generate_and_the_filter_uses_the_real_image(tm
 def test_resume_auto_continues_from_the_last_checkpoint(tmp_path, monkeypatch):
     """A run stopped after its step-2 checkpoint (as a kill after it would leave it) continues at step 2 with
     encoder.resume=auto: weights (its first step starts from them), optimiser and step come from the
-    checkpoint (not bit-identical to an uninterrupted run: the data order after a resume is drawn anew)."""
+    checkpoint, and the result is bit-identical to an uninterrupted run's (the data stream and the random
+    generators continue where they stood)."""
     from reid_gan.train_encoder import train_encoder
     from reid_gan.utils.io import read_jsonl
 
@@ -331,3 +332,13 @@ def test_resume_auto_continues_from_the_last_checkpoint(tmp_path, monkeypatch):
     assert steps == {4}
     # and a fresh 4-step run from scratch is not what ran (its step-2 line would be rewritten)
     assert hist[1]["val/loss"] == first[1]["val/loss"]
+    # the uninterrupted 4-step run: the same weights, bit for bit, and the same metric lines
+    monkeypatch.setattr(ReStyleModule, "training_step", step)
+    run(tmp_path / "b", 4, "null")
+    ckb = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)
+    for k, v in ckb["state_dict"].items():
+        assert torch.equal(ck4["state_dict"][k], v), k
+    hb = read_jsonl(tmp_path / "b" / "metrics.jsonl")
+    drop = ("seconds", "time", "wall")
+    assert [{k: v for k, v in r.items() if not any(d in k for d in drop)} for r in hb] == \
+        [{k: v for k, v in r.items() if not any(d in k for d in drop)} for r in hist]

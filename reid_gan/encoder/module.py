@@ -27,6 +27,7 @@ from torch import nn
 from reid_gan.encoder.losses import EncoderLoss
 from reid_gan.encoder.networks import ReStylePSP
 from reid_gan.utils.logging import get_logger
+from reid_gan.utils.resumable import rng_state, set_rng_state
 
 log = get_logger(__name__)
 
@@ -163,6 +164,7 @@ class ReStyleModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("psp.encoder.")}
         checkpoint["encoder_init_kwargs"] = dict(self.psp.encoder.init_kwargs)
+        checkpoint["rng"] = rng_state()  # a resumed run draws what the uninterrupted run would have
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         own = {k for k in self.state_dict() if k.startswith("psp.encoder.")}
@@ -171,3 +173,4 @@ class ReStyleModule(pl.LightningModule):
         if missing:
             raise ValueError(f"encoder checkpoint: {len(missing)} encoder weights missing (e.g. {missing[:3]}); "
                              f"was it written with other encoder settings?")
+        set_rng_state(checkpoint.get("rng"))

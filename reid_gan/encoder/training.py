@@ -101,9 +101,13 @@ def resume_path(e: DictConfig, out_dir: Path) -> Path | None:
     return None
 
 
-def build_loaders(cfg: DictConfig, input_size, g_size) -> tuple[Any, Any, list, list]:
+def build_loaders(cfg: DictConfig, input_size, g_size, position=lambda: 0) -> tuple[Any, Any, list, list]:
     """``(train loader, validation loader, train samples, validation samples)``: ``bounding_box_train`` of
-    ``data`` (through the leakage guard) minus ``encoder.val_ids`` held-out identities, which validate."""
+    ``data`` (through the leakage guard) minus ``encoder.val_ids`` held-out identities, which validate.
+    The training batches are an endless seeded stream that starts at ``position()`` images (the restored
+    step × batch size), so a resumed run sees the batches the uninterrupted run would have seen."""
+    from reid_gan.utils.resumable import StreamSampler
+
     from reid_gan.data.leakage import generation_images_from_config
     from reid_gan.encoder.data import EncoderImages, split_identities
 
@@ -120,10 +124,13 @@ def build_loaders(cfg: DictConfig, input_size, g_size) -> tuple[Any, Any, list, 
              "(bounding_box_train of %s)", len(train_ds), len({s.pid for s in train_s}), len(val_ds),
              len({s.pid for s in val_s}), cfg.data.root)
     bs = int(e.batch_size)
-    sampler = torch.utils.data.RandomSampler(train_ds, replacement=len(train_ds) < bs,
-                                             num_samples=bs if len(train_ds) < bs else None)
-    train_loader = torch.utils.data.DataLoader(train_ds, batch_size=bs, sampler=sampler, drop_last=True)
-    val_loader = torch.utils.data.DataLoader(val_ds, batch_size=bs, shuffle=False)
+    sampler = StreamSampler(len(train_ds), int(cfg.seed), bool(e.mirror), position)
+    # own generators: making an iterator (every validation, and after a resume) draws a worker seed, and it
+    # must not come from the global generator the training's draws come from
+    train_loader = torch.utils.data.DataLoader(train_ds, batch_size=bs, sampler=sampler, drop_last=True,
+                                               generator=torch.Generator().manual_seed(int(cfg.seed)))
+    val_loader = torch.utils.data.DataLoader(val_ds, batch_size=bs, shuffle=False,
+                                             generator=torch.Generator().manual_seed(int(cfg.seed)))
     return train_loader, val_loader, train_s, val_s
 
 

@@ -42,6 +42,19 @@ class GANTickCallback(pl.Callback):
         ev = pl_module.tick_event
         if ev is None:
             return
+        # nothing done here draws from the training's random stream (a snapshot's metric or grid, or not, must
+        # not change the batches after it), and last.ckpt holds that stream's state as the next step finds it
+        from reid_gan.utils.resumable import rng_state
+
+        pl_module.rng_at_tick = rng_state()
+        devices = [pl_module.device] if pl_module.device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=devices):
+                self._tick(trainer, pl_module, ev)
+        finally:
+            pl_module.rng_at_tick = None
+
+    def _tick(self, trainer, pl_module, ev) -> None:
         now = time.time()
         s = pl_module.last_stats
         log.info("tick %d  kimg %.3f  sec/tick %.1f  loss_G %.3f  loss_D %.3f  ada_p %.3f",

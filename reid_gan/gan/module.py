@@ -32,6 +32,7 @@ from torch import nn
 
 from reid_gan.gan.augment import AdaController, AugmentPipe
 from reid_gan.gan.losses import StyleGAN3Loss
+from reid_gan.utils.resumable import rng_state, set_rng_state
 
 __all__ = ["StyleGAN3Module", "ema_beta", "network_record", "LOSS_DEFAULTS"]
 
@@ -293,6 +294,8 @@ class StyleGAN3Module(pl.LightningModule):
             "D_init_kwargs": self.D_init_kwargs, "D_class": self.D_class, "c_pids": self.c_pids,
             "ada_sum": float(self.ada._sum) if self.ada else 0.0, "ada_count": int(self.ada._count) if self.ada else 0,
         }
+        # the random stream as the next step finds it (the tick callback's state from before its own work)
+        checkpoint["rng"] = getattr(self, "rng_at_tick", None) or rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         g = checkpoint.get("gan")
@@ -302,6 +305,7 @@ class StyleGAN3Module(pl.LightningModule):
         self.tick_start_nimg, self.iteration = int(g["tick_start_nimg"]), int(g["iteration"])
         if self.ada is not None:
             self.ada._sum, self.ada._count = float(g.get("ada_sum", 0.0)), int(g.get("ada_count", 0))
+        set_rng_state(checkpoint.get("rng"))
 
     def generate(self, z: torch.Tensor, use_ema: bool = True, truncation_psi: float = 1.0,
                  c: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -35,9 +35,12 @@ class ImageSet(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, key):
+        from reid_gan.utils.resumable import split_key
+
+        i, flip = split_key(key)  # (index, flip) from a StreamSampler, or a plain index
         x = self.images[i].float() / 127.5 - 1
-        if self.mirror and torch.rand(()) < 0.5:
+        if flip if flip is not None else (self.mirror and torch.rand(()) < 0.5):
             x = x.flip(-1)
         return x if self.labels is None else (x, self.labels[i])
 
@@ -277,15 +280,19 @@ def training_set(cfg: DictConfig, out_dir: Path) -> tuple[torch.Tensor, torch.Te
     return images, labels, c_pids
 
 
-def build_loader(cfg: DictConfig, images: torch.Tensor, labels: torch.Tensor | None) -> torch.utils.data.DataLoader:
-    """Random batches of ``gan.batch_size`` (drawn with replacement from a set smaller than one batch)."""
+def build_loader(cfg: DictConfig, images: torch.Tensor, labels: torch.Tensor | None,
+                 position=lambda: 0) -> torch.utils.data.DataLoader:
+    """Endless random batches of ``gan.batch_size`` (a seeded permutation per pass over the set, x-flips
+    drawn with it): the batch after ``position()`` images is the same whether or not the run was resumed
+    (:class:`reid_gan.utils.resumable.StreamSampler`; ``position`` reads the module's restored counter)."""
+    from reid_gan.utils.resumable import StreamSampler
+
     g = cfg.gan
     ds = ImageSet(images, bool(g.mirror), labels)
-    if len(ds) >= g.batch_size:
-        sampler = torch.utils.data.RandomSampler(ds)
-    else:
-        sampler = torch.utils.data.RandomSampler(ds, replacement=True, num_samples=g.batch_size)
+    sampler = StreamSampler(len(ds), int(cfg.seed), bool(g.mirror), position)
+    # its own generator: making the iterator (again, after a resume) draws a worker seed, not from the global one
     return torch.utils.data.DataLoader(ds, batch_size=g.batch_size, sampler=sampler, drop_last=True,
+                                       generator=torch.Generator().manual_seed(int(cfg.seed)),
                                        num_workers=int(cfg.data.num_workers),
                                        persistent_workers=int(cfg.data.num_workers) > 0)
 
