@@ -133,12 +133,18 @@ def plot(summary: pd.DataFrame, path: Path, title: str = "") -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for (aug, label), g in summary.groupby(["aug", "label"]):
-        g = g.sort_values("N")
+    # each augmented series starts at the baseline (N = 0: nothing added), so the line shows the change
+    base = summary[summary["aug"] == "none"]
+    series = [(k, g) for k, g in summary.groupby(["aug", "label"]) if k[0] != "none"]
+    for (aug, label), g in series or [(("none", ""), base)]:
+        g = (pd.concat([base, g]) if aug != "none" else g).sort_values("N")
         tag = "" if aug == "none" else f" ({aug}{', LSRO' if label == 'lsro' else ''})"
         for name, marker in (("Rank@1", "o"), ("mAP", "s")):
             err = g[f"{name} std"].fillna(0.0).to_numpy()
             ax.errorbar(g["N"], g[f"{name} mean"], yerr=err, marker=marker, capsize=3, label=f"{name}{tag}")
+    if series and not base.empty:
+        ax.axhline(float(base["mAP mean"].iloc[0]), color="grey", lw=0.6, ls=":")
+        ax.axhline(float(base["Rank@1 mean"].iloc[0]), color="grey", lw=0.6, ls=":")
     xlabel = "synthetic persons added (N)" if (summary["aug"] == "persons").any() else "generated images per person (K)"
     ax.set_xlabel(xlabel)
     ax.set_ylabel("score (mean ± std over seeds)")
