@@ -61,6 +61,7 @@ TESTED: list[tuple[str, list[tuple[str, str]]]] = [
      "generate.out=artifacts/variants", []),
     ("python -m reid_gan.filter filter.source=artifacts/variants filter.chain.ssim.reference=real", []),
     ("python -m reid_gan.pipeline experiment=quickstart_variants", []),
+    ("python -m reid_gan.pipeline 'pipeline.sweep.seeds=[0,1,2]'", [("[0,1,2]", "[0,1]")]),
     ("python -m reid_gan.train", []),
     ("python -m reid_gan.train experiment=smoke", []),
     ("python -m reid_gan.evaluate ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt", []),
