@@ -35,6 +35,7 @@ TESTED: list[tuple[str, list[tuple[str, str]]]] = [
     ("python -m reid_gan.train_gan", []),
     ("python -m reid_gan.train_gan experiment=smoke", []),
     ("python -m reid_gan.train_gan experiment=quickstart", []),
+    ("python -m reid_gan.train_gan experiment=quickstart seed=N", [("seed=N", "seed=1")]),
     ("python -m reid_gan.train_gan gan.resume=auto", []),
     # (--out: never the package's own embedded file)
     ("python -m reid_gan.gan.embed RUN_DIR --commit HASH",
