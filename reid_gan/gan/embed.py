@@ -152,12 +152,12 @@ def _train_pids(cfg) -> tuple[dict | None, list[int] | None, int | None]:
     return render, sorted({int(s.pid) for s in train}), len(train)
 
 
-def _parent_record(path: Path, mode: str) -> dict:
-    """One ``provenance['history']`` entry for the packed file at ``path`` that a run continued or
-    transferred from (plus that file's own history, flattened in front)."""
+def _parent_record(path: Path, mode: str, b: dict | None = None) -> dict:
+    """One ``provenance['history']`` entry for the packed file at ``path`` (its bundle ``b`` when already
+    read) that a run continued or transferred from (plus that file's own history, flattened in front)."""
     from reid_gan.utils.io import file_sha256
 
-    b = read_bundle(path)
+    b = read_bundle(path) if b is None else b
     prov = b["provenance"]
     rec = {"mode": mode, "sha256": file_sha256(path), "commit": prov.get("commit"), "command": prov.get("command"),
            "kimg": float(b["kimg"]), "kimg_total": float(b.get("kimg_total", b["kimg"])),
@@ -168,16 +168,17 @@ def _parent_record(path: Path, mode: str) -> dict:
 def record_transfer(run_dir: str | Path, path: str | Path) -> None:
     """At the start of a run that transfers a packed file's weights (``gan.resume=FILE``, counters from 0):
     record that file as the run's :data:`LINEAGE` (a snapshot or ``.pkl`` is no packed file: nothing)."""
-    import json
-
-    from reid_gan.utils.io import atomic_write_text
+    from reid_gan.utils.io import atomic_write_json
 
     path = Path(path)
-    if path.suffix != ".pt" or not is_bundle(read_torch_file(path, what="a pretrained GAN file", error=ValueError)):
+    if path.suffix != ".pt":
         return
-    parent = _parent_record(path, "transferred")
+    obj = read_torch_file(path, what="a pretrained GAN file", error=ValueError)
+    if not is_bundle(obj):
+        return
+    parent = _parent_record(path, "transferred", obj)
     parent["kimg"] = 0.0  # this run's counter starts at 0: everything the parent saw comes before it
-    atomic_write_text(Path(run_dir) / LINEAGE, json.dumps(parent, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(Path(run_dir) / LINEAGE, parent)
 
 
 def _lineage(run_dir: Path) -> tuple[list[dict], float]:
@@ -283,9 +284,7 @@ def unpack(src: str | Path, run_dir: str | Path) -> Path:
     """Rebuild the ``checkpoints/last.ckpt`` a packed file was made from inside ``run_dir`` (a train_gan
     ``gan.out_dir``), with its ``metrics.jsonl`` and a :data:`LINEAGE` record, so that ``gan.resume=auto``
     continues that run exactly. Refuses a folder that already holds a checkpoint (nothing is overwritten)."""
-    import json
-
-    from reid_gan.utils.io import atomic_torch_save, atomic_write_text, file_sha256, jsonl_text
+    from reid_gan.utils.io import atomic_torch_save, atomic_write_json, atomic_write_text, jsonl_text
 
     path = resolve_resume(str(src))
     b = read_bundle(path)
@@ -309,8 +308,7 @@ def unpack(src: str | Path, run_dir: str | Path) -> Path:
     atomic_torch_save(out, ckpt)
     if b.get("metrics") and not (run_dir / "metrics.jsonl").exists():
         atomic_write_text(run_dir / "metrics.jsonl", jsonl_text(b["metrics"]))
-    parent = _parent_record(path, "continued")
-    atomic_write_text(run_dir / LINEAGE, json.dumps(parent, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(run_dir / LINEAGE, _parent_record(path, "continued", b))
     log.info("Unpacked %s (%.3f kimg) into %s: continue with gan.resume=auto and the command it was made by: %s",
              path, b["kimg"], ckpt, b["provenance"]["command"])
     return ckpt
