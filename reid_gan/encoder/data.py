@@ -79,9 +79,9 @@ class EncoderImages(torch.utils.data.Dataset):
     def __getitem__(self, key):
         from reid_gan.utils.resumable import split_key
 
-        i, flip = split_key(key)  # (index, flip) from a StreamSampler, or a plain index
+        i, flip = split_key(key, self.mirror)  # a StreamSampler item (index, flip), or a plain index
         a = self.x_in[i].float() / 127.5 - 1
         b = self.x_g[i].float() / 127.5 - 1
-        if flip if flip is not None else (self.mirror and torch.rand(()) < 0.5):
+        if flip:
             a, b = a.flip(-1), b.flip(-1)
         return a, b, self.pids[i], self.camids[i], i

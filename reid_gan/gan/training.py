@@ -38,9 +38,9 @@ class ImageSet(torch.utils.data.Dataset):
     def __getitem__(self, key):
         from reid_gan.utils.resumable import split_key
 
-        i, flip = split_key(key)  # (index, flip) from a StreamSampler, or a plain index
+        i, flip = split_key(key, self.mirror)  # a StreamSampler item (index, flip), or a plain index
         x = self.images[i].float() / 127.5 - 1
-        if flip if flip is not None else (self.mirror and torch.rand(()) < 0.5):
+        if flip:
             x = x.flip(-1)
         return x if self.labels is None else (x, self.labels[i])
 

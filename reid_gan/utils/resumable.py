@@ -56,12 +56,12 @@ class StreamSampler(torch.utils.data.Sampler):
             p += 1
 
 
-def split_key(key: Any) -> tuple[int, bool | None]:
-    """A dataset's ``__getitem__`` key → ``(index, flip)``: a :class:`StreamSampler` item, or a plain index
-    (``flip`` None: the dataset decides, as before)."""
+def split_key(key: Any, mirror: bool) -> tuple[int, bool]:
+    """A dataset's ``__getitem__`` key → ``(index, flip)``: a :class:`StreamSampler` item carries its flip; a
+    plain index is flipped at random (the global generator) when ``mirror``."""
     if isinstance(key, (tuple, list)):
         return int(key[0]), bool(key[1])
-    return int(key), None
+    return int(key), bool(mirror and torch.rand(()) < 0.5)
 
 
 def rng_state() -> dict[str, Any]:
