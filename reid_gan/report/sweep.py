@@ -145,7 +145,9 @@ def plot(summary: pd.DataFrame, path: Path, title: str = "") -> Path:
     if series and not base.empty:
         ax.axhline(float(base["mAP mean"].iloc[0]), color="grey", lw=0.6, ls=":")
         ax.axhline(float(base["Rank@1 mean"].iloc[0]), color="grey", lw=0.6, ls=":")
-    xlabel = "synthetic persons added (N)" if (summary["aug"] == "persons").any() else "generated images per person (K)"
+    # K only for the variants arm; a baseline alone is N = 0 of the persons sweep (the title says persons)
+    xlabel = "generated images per person (K)" if (summary["aug"] == "real_variants").any() \
+        else "synthetic persons added (N)"
     ax.set_xlabel(xlabel)
     ax.set_ylabel("score (mean ± std over seeds)")
     ax.set_title(title or "Re-ID accuracy against augmentation")
