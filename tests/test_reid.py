@@ -183,8 +183,12 @@ def test_aug_validation_names_both_numbers(smoke_root, gen_sets):
     real = set(ds.train_orig_pids)
     with pytest.raises(AugError, match=r"aug\.persons=9 but aug\.source=.* holds only 4 synthetic persons"):
         select_samples({"source": str(persons), "persons": 9}, real)
-    with pytest.raises(AugError, match=r"aug\.images_per_person=5 but .* holds only 2 variants"):
+    with pytest.raises(AugError, match=r"aug\.images_per_person=5 but .* holds only 2 variants.*no person has 5"):
         select_samples({"source": str(variants), "images_per_person": 5}, real)
+    with pytest.raises(AugError, match=r"holds only 2 variants.*aug\.short=error"):
+        select_samples({"source": str(variants), "images_per_person": 3, "short": "error"}, real)
+    with pytest.raises(AugError, match=r"aug\.short='pad'"):
+        select_samples({"source": str(variants), "images_per_person": 1, "short": "pad"}, real)
     with pytest.raises(AugError, match="folder not found"):
         select_samples({"source": str(persons) + "_missing", "persons": 1}, real)
     samples, info, _ = select_samples({"source": str(persons), "persons": 2}, real)
@@ -218,6 +222,51 @@ def test_aug_real_variants(smoke_root, gen_sets, tmp_path):
                                 "aug.images_per_person=1", *SMOKE_FAST])
     assert m["train/num_classes"] == ds.num_train_pids
     assert m["aug/images"] == ds.num_train_pids and m["train/num_images"] == len(ds.train) + ds.num_train_pids
+
+
+def test_aug_real_variants_short_persons(smoke_root, tmp_path):
+    """Persons with fewer than K kept variants: skip leaves them out (every person added has K), fewer adds
+    what they have, error stops; the counts reach the run's metrics and Table 8."""
+    from reid_gan.report.sweep import markdown_table_variants, summarise
+
+    _, ds = smoke_root
+    real = set(ds.train_orig_pids)
+    src = make_generated_set(tmp_path / "v", list(zip([s.path for s in ds.train], ds.train_orig_pids,
+                                                      [s.camid for s in ds.train])), per_person=3, real_pids=True)
+    pids = sorted(real)
+    # the filters dropped variants: the first two persons keep 1, the rest keep 3
+    rows = [json.loads(x) for x in (src / "manifest.jsonl").read_text().splitlines()]
+    keep = []
+    for r in rows:
+        if r["pid"] in pids[:2] and not r["file"].endswith("_000000_00.jpg"):
+            (src / r["file"]).unlink()
+        else:
+            keep.append(r)
+    (src / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
+    n = len(pids)
+    samples, info, _ = select_samples({"source": str(src), "images_per_person": 2}, real)  # default: skip
+    assert info.short_rule == "skip" and info.short_persons == 2
+    assert info.persons == n - 2 and info.images == 2 * (n - 2) == len(samples)
+    assert {s.pid for s in samples} == set(pids[2:])
+    samples, info, _ = select_samples({"source": str(src), "images_per_person": 2, "short": "fewer"}, real)
+    assert info.persons == n and info.images == 2 * (n - 2) + 2 == len(samples) and info.short_persons == 2
+    with pytest.raises(AugError, match=r"2 of %d persons have fewer than 2.*aug\.short=error" % n):
+        select_samples({"source": str(src), "images_per_person": 2, "short": "error"}, real)
+    # K = 1: nobody is short
+    _, info, _ = select_samples({"source": str(src), "images_per_person": 1}, real)
+    assert info.short_persons == 0 and info.images == n
+    d = info.as_dict()
+    assert d["aug/short"] == "skip" and d["aug/short_persons"] == 0
+    # Table 8 says who got variants and what happened to the short ones
+    runs = pd.DataFrame([
+        {"aug": "none", "label": "new_class", "x": 0, "persons": 0, "images": 0, "short": None, "short_persons": 0,
+         "seed": 0, "val/rank1": 0.5, "val/rank5": 0.7, "val/rank10": 0.8, "val/mAP": 0.4, "val/mINP": 0.1},
+        {"aug": "real_variants", "label": "new_class", "x": 2, "persons": n - 2, "images": 2 * (n - 2),
+         "short": "skip", "short_persons": 2, "seed": 0, "val/rank1": 0.6, "val/rank5": 0.7, "val/rank10": 0.8,
+         "val/mAP": 0.45, "val/mINP": 0.1}])
+    table = markdown_table_variants(summarise(runs))
+    assert f"| 2 | {n - 2} | {2 * (n - 2)} | 1 |" in table
+    assert "K = 2: 2 real persons had fewer than 2 kept variants and were left out (aug.short=skip)." in table
 
 
 # --------------------------------------------------------------------------- train, resume, evaluate

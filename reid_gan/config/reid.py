@@ -77,9 +77,13 @@ class AugSchema:
     source: Optional[str] = None
     # new_class (the thesis) | lsro
     label: str = "new_class"
+    # real-variants arm, a person with fewer than K kept variants: skip (gets none) | fewer (gets the ones it
+    # has) | error
+    short: str = "skip"
 
     def __post_init__(self) -> None:
         check(self.label in ("new_class", "lsro"), "label", "must be new_class or lsro", self.label)
+        check(self.short in ("skip", "fewer", "error"), "short", "must be skip, fewer or error", self.short)
         check(self.persons is None or self.persons >= 0, "persons", "must be >= 0 (0 = the baseline)", self.persons)
         check(self.images_per_person is None or self.images_per_person >= 0, "images_per_person", "must be >= 0",
               self.images_per_person)

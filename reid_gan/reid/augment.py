@@ -6,14 +6,17 @@ The arm follows from which number is given (:func:`reid_gan.config.reid.aug_arm`
 * ``aug.persons=N``: the first ``N`` synthetic persons (pids >= 10000, ascending) of a kept generated set
   (``aug.source``), all their images.
 * ``aug.images_per_person=K``: ``K`` generated images of each real training identity found in the set
-  (images carry the real pid; the first ``K`` by file name), labelled as that identity.
+  (images carry the real pid; the first ``K`` by file name), labelled as that identity. A person with
+  fewer than ``K`` kept variants (the filters dropped the rest) follows ``aug.short``: ``skip`` (the
+  default: that person gets none, so every person added has exactly ``K``), ``fewer`` (it gets the ones
+  it has) or ``error`` (stop). The run records how many persons got variants and how many were short.
 * ``aug.source``: null → the kept set of the newest complete study under ``paths.artifacts`` (the pointer
   the pipeline writes, :func:`reid_gan.utils.artifacts.read_latest`).
 * ``aug.label``: ``new_class`` (each synthetic person is a new class; the thesis) or ``lsro`` (a uniform
   target over the real classes, Zheng et al. 2017): the classifier then has only the real classes.
 
-Everything is checked before training: asking for more persons or variants than the set holds fails
-with both numbers.
+Everything is checked before training: asking for more persons than the set holds, or for ``K`` variants
+when no person has them, fails with both numbers.
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ from reid_gan.utils.logging import get_logger
 
 log = get_logger(__name__)
 
-__all__ = ["AugError", "AugInfo", "apply_augmentation", "resolve_source", "SYNTHETIC_PID_START"]
+__all__ = ["AugError", "AugInfo", "SHORT_RULES", "apply_augmentation", "resolve_source", "SYNTHETIC_PID_START"]
+
+# aug.short: what a real person with fewer than K kept variants gets (see the module docstring)
+SHORT_RULES = ("skip", "fewer", "error")
 
 
 class AugError(ValueError):
@@ -46,10 +52,16 @@ class AugInfo:
     persons: int = 0
     images: int = 0
     per_person: dict[int, int] = field(default_factory=dict)
+    # real-variants arm: the rule for persons with fewer than K kept variants, and how many there were
+    short_rule: str | None = None
+    short_persons: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"aug/name": self.name, "aug/label": self.label, "aug/source": self.source,
-                "aug/persons": self.persons, "aug/images": self.images}
+        d = {"aug/name": self.name, "aug/label": self.label, "aug/source": self.source,
+             "aug/persons": self.persons, "aug/images": self.images}
+        if self.short_rule is not None:
+            d.update({"aug/short": self.short_rule, "aug/short_persons": self.short_persons})
+        return d
 
 
 def _get(cfg: Any, key: str, default: Any = None) -> Any:
@@ -141,19 +153,32 @@ def select_samples(cfg: Any, real_train_pids: set[int], on_bad_image: str = "err
         if unknown:
             raise AugError(f"aug.source={source} has variants of {len(unknown)} persons that are not real training "
                            f"identities (e.g. pids {unknown[:5]})")
+        rule = str(_get(cfg, "short", "skip") or "skip")
+        if rule not in SHORT_RULES:
+            raise AugError(f"aug.short={rule!r}: must be one of {', '.join(SHORT_RULES)}")
         short = {p: len(by_pid[p]) for p in real if len(by_pid[p]) < k}
-        if short:
-            fewest = min(short.values())
-            raise AugError(f"aug.images_per_person={k} but aug.source={source} holds only {fewest} variants for "
-                           f"some persons ({len(short)} of {len(real)} persons have fewer than {k}, e.g. pid "
-                           f"{next(iter(short))}: {short[next(iter(short))]})")
         missing = len(real_train_pids - set(real))
         if missing:
             log.warning("aug.source=%s has no variants of %d of the %d real training identities", source, missing,
                         len(real_train_pids))
-        samples = [s for p in real for s in by_pid[p][:k]]
-        info.persons, info.images = len(real), len(samples)
-        info.per_person = {p: k for p in real}
+        if short:
+            fewest = min(short.values())
+            example = next(iter(short))
+            what = (f"aug.images_per_person={k} but aug.source={source} holds only {fewest} variants for some "
+                    f"persons ({len(short)} of {len(real)} persons have fewer than {k}, e.g. pid {example}: "
+                    f"{short[example]})")
+            if rule == "error":
+                raise AugError(f"{what}; aug.short=error (aug.short=skip leaves those persons out, "
+                               f"aug.short=fewer adds the variants they have)")
+            if rule == "skip" and len(short) == len(real):
+                raise AugError(f"{what}: no person has {k}, so aug.short=skip would add nothing (the baseline)")
+            log.warning("%s: aug.short=%s %s", what, rule,
+                        "adds none of theirs" if rule == "skip" else "adds the variants they have")
+        chosen = [p for p in real if rule != "skip" or p not in short]
+        info.per_person = {p: min(k, len(by_pid[p])) for p in chosen}
+        samples = [s for p in chosen for s in by_pid[p][:k]]
+        info.persons, info.images = len(chosen), len(samples)
+        info.short_rule, info.short_persons = rule, len(short)
     else:  # pragma: no cover - the schema rejects it
         raise AugError(f"aug.name: unknown augmentation {name!r}")
     return samples, info, ds
@@ -162,7 +187,7 @@ def select_samples(cfg: Any, real_train_pids: set[int], on_bad_image: str = "err
 def apply_augmentation(dm: Any, cfg: Any, artifacts: str | Path | None = None) -> AugInfo:
     """Add the selected generated images to the DataModule's training split (checked first).
     ``artifacts``: where to find the newest study when ``aug.source`` is null."""
-    cfg = {k: _get(cfg, k) for k in ("persons", "images_per_person", "label", "source")}
+    cfg = {k: _get(cfg, k) for k in ("persons", "images_per_person", "label", "source", "short")}
     cfg["source"] = resolve_source(cfg, artifacts)
     dm.setup()
     real_pids = set(int(p) for p in dm.dataset.train_orig_pids)
@@ -178,6 +203,7 @@ def apply_augmentation(dm: Any, cfg: Any, artifacts: str | Path | None = None) -
         mode = "new"  # new classes; with lsro they are marked (label >= real classes) and get a uniform target
     dm.add_train_samples(samples, label_mode=mode, name=f"aug:{Path(str(info.source)).name}",
                          source_pids=manifest_source_pids(ds) if ds is not None else ())
-    log.info("aug=%s: +%d images of %d persons from %s (label: %s)", info.name, info.images, info.persons,
-             info.source, info.label)
+    log.info("aug=%s: +%d images of %d persons from %s (label: %s)%s", info.name, info.images, info.persons,
+             info.source, info.label,
+             f"; {info.short_persons} persons had fewer than K (aug.short={info.short_rule})" if info.short_persons else "")
     return info

@@ -241,13 +241,18 @@ def _variants_section(rep: Report, index: dict[str, Any], dirs: dict[str, list[P
                      f"{_fmt_metric(s.get('ssim_mean'))}, identity Rank@1 {_fmt_metric(s.get('identity_rank1'))} / mAP "
                      f"{_fmt_metric(s.get('identity_mAP'))} (reconstructions against the real images).")
         rep.image(inv / "reconstructions.png", "Inverted training people: real | reconstruction.")
+    rules = ""
     if "filter_variants" in dirs:
         r = dirs["filter_variants"][0] / "report"
         if (r / "filter_summary.csv").is_file():
-            rep.table(pd.read_csv(r / "filter_summary.csv"),
-                      "Variants discarded per filter (SSIM against the person's real image).")
+            fs = pd.read_csv(r / "filter_summary.csv")
+            rep.table(fs, "Variants discarded per filter (SSIM against the person's real image).")
+            kept = fs[~fs["filter"].isin(["total", "kept"])]
+            rules = " and ".join(f"{f} {rule}" for f, rule in zip(kept["filter"], kept["rule"]))
     if summary is not None and (summary["aug"] == "real_variants").any():
-        rep.para("Re-ID with K generated variants of each real person (thesis Table 8):")
+        rep.para("Re-ID with K generated variants of each real person (thesis Table 8)" +
+                 (f"; a variant was kept when {rules} (the thesis: detector >= 0.6, SSIM >= 0.75)" if rules else "") +
+                 ". Persons: the real identities that got variants.")
         rep.para(markdown_table_variants(summary[summary["aug"].isin(["none", "real_variants"])]))
         if "variants_plot" in figures:
             rep.image(figures["variants_plot"], "Rank@1 and mAP against K (variants added per real person).")

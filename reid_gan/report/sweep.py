@@ -61,6 +61,7 @@ def collect_runs(sweep_dir: str | Path) -> pd.DataFrame:
         rows.append({"job": str(f.parent.relative_to(root)), "aug": name, "label": _sel(cfg, "aug.label", "new_class"),
                      "x": int(x or 0), "persons": int(m.get("aug/persons", 0) or 0),
                      "images": int(m.get("aug/images", 0) or 0), "train_images": m.get("train/num_images"),
+                     "short": m.get("aug/short"), "short_persons": int(m.get("aug/short_persons", 0) or 0),
                      "seed": m.get("seed", _sel(cfg, "seed")), **{k: float(m[k]) for k, _ in METRICS if k in m},
                      "val/mINP": m.get("val/mINP")})
     failed = collect_failed(root)
@@ -92,6 +93,8 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     for (aug, label, x), g in runs.groupby(["aug", "label", "x"], sort=True):
         row: dict[str, Any] = {"aug": aug, "label": label, "N": x, "persons": int(g["persons"].iloc[0]),
                                "images": int(g["images"].iloc[0]), "seeds": len(g)}
+        if "short_persons" in g:
+            row["short"], row["short_persons"] = g["short"].iloc[0], int(g["short_persons"].iloc[0])
         for key, name in METRICS + [("val/mINP", "mINP")]:
             vals = g[key].astype(float).to_numpy() if key in g else np.array([])
             row[f"{name} mean"] = float(vals.mean()) if vals.size else float("nan")
@@ -115,15 +118,26 @@ def markdown_table(summary: pd.DataFrame) -> str:
 
 
 def markdown_table_variants(summary: pd.DataFrame) -> str:
-    """The Table-8 layout: K (generated variants per real person), images added, Rank@1/5/10, mAP."""
-    cols = ["K", "Images added", "Seeds", "Rank@1", "Rank@5", "Rank@10", "mAP"]
+    """The Table-8 layout: K (generated variants per real person), the real persons that got variants, images
+    added, Rank@1/5/10, mAP; under it, for each K where some persons had fewer than K kept variants, how
+    many and what the run did with them (``aug.short``)."""
+    cols = ["K", "Persons", "Images added", "Seeds", "Rank@1", "Rank@5", "Rank@10", "mAP"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
+    notes = []
     for _, r in summary.sort_values("N").iterrows():
         n = int(r["seeds"])
-        k = "0 (baseline)" if r["aug"] == "none" else str(r["N"])
-        cells = [k, str(r["images"]), str(n)] + [_fmt(r[f"{name} mean"], r[f"{name} std"], n) for _, name in METRICS]
+        base = r["aug"] == "none"
+        k = "0 (baseline)" if base else str(r["N"])
+        cells = [k, "0" if base else str(r["persons"]), str(r["images"]), str(n)] + [
+            _fmt(r[f"{name} mean"], r[f"{name} std"], n) for _, name in METRICS]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        short = 0 if base else int(r.get("short_persons", 0) or 0)
+        if short:
+            did = {"skip": "were left out (aug.short=skip)", "fewer": "got the ones they had (aug.short=fewer)"}.get(
+                str(r.get("short")), f"(aug.short={r.get('short')})")
+            notes.append(f"K = {r['N']}: {short} real persons had fewer than {r['N']} kept variants and {did}.")
+    table = "\n".join(lines) + "\n"
+    return table + ("\n" + " ".join(notes) + "\n" if notes else "")
 
 
 def plot(summary: pd.DataFrame, path: Path, title: str = "") -> Path:

@@ -185,15 +185,22 @@ def _variants_arm(p: Pipeline, cfg: DictConfig, ks: list[int], data_key: str, da
         src_dir, src_key, src_in = flt_art / "kept", flt_key, flt_art
     out["kept"] = str(src_dir)
     per_person = _variants_per_person(src_dir) if (src_dir / MANIFEST).is_file() else {}
-    fewest = min(per_person.values()) if per_person else 0
+    rule = str(OmegaConf.select(cfg, "aug.short", default="skip") or "skip")
     for k in ks:
-        if not per_person or fewest < k:
-            short = sum(1 for v in per_person.values() if v < k)
+        # the train stage's rule for persons with fewer than K kept variants (aug.short): a point that it
+        # would refuse is reported as not run, with the numbers
+        short = sum(1 for v in per_person.values() if v < k)
+        refused = not per_person or (rule == "error" and short) or (rule == "skip" and short == len(per_person))
+        if refused:
+            fewest = min(per_person.values()) if per_person else 0
             why = (f"asks for {k} variants per real person; {len(per_person)} persons have kept variants in {src_dir}, "
-                   f"the fewest {fewest} ({short} persons have fewer than {k})")
+                   f"the fewest {fewest}, and {short} have fewer than {k} (aug.short={rule})")
             log.warning("[pipeline] sweep point images_per_person=%d not run: %s", k, why)
             out["not_run"].append({"images_per_person": k, "reason": why})
             continue
+        if short:
+            log.info("[pipeline] images_per_person=%d: %d of %d persons have fewer than %d kept variants (aug.short=%s)",
+                     k, short, len(per_person), k, rule)
         for seed in cfg.pipeline.sweep.seeds:
             seed = int(seed)
             key, rdir, info = p.run(StageRun(
