@@ -270,6 +270,26 @@ def test_aug_real_variants_short_persons(smoke_root, tmp_path):
 
 
 # --------------------------------------------------------------------------- train, resume, evaluate
+def test_validating_more_often_changes_nothing(smoke_root, tmp_path, caplog):
+    """How often training is validated does not change what it learns, and the final numbers (taken from the
+    validation after the last epoch when there is one) are those of the last weights."""
+    tmp, _ = smoke_root
+    base = [f"paths.root_dir={tmp}", *SMOKE_FAST, "reid.max_epochs=2"]
+    with caplog.at_level(logging.INFO, logger="reid_gan.reid.training"):
+        m1, o1 = _train(tmp_path / "v1", [*base, "reid.val_every_n_epochs=1"])
+    assert "Final evaluation: the validation after step" in caplog.text  # epoch 2 was validated: reused
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="reid_gan.reid.training"):
+        m3, o3 = _train(tmp_path / "v3", [*base, "reid.val_every_n_epochs=3"])
+    assert "Final evaluation: the validation after step" not in caplog.text  # never validated: evaluated
+    w1, w3 = o1["model"].state_dict(), o3["model"].state_dict()
+    assert set(w1) == set(w3) and all(torch.equal(w1[k], w3[k]) for k in w1)
+    keys = [k for k in m1 if k.startswith("val/")]
+    assert keys and all(m1[k] == m3[k] for k in keys), {k: (m1[k], m3[k]) for k in keys}
+    _reported_map_is_the_models(m1, o1)
+
+
+
 def test_train_resume_and_evaluate(smoke_root, tmp_path):
     from reid_gan.evaluate import evaluate
 

@@ -104,7 +104,13 @@ class ReIDModule(pl.LightningModule):
         self._eval_step(batch)
 
     def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
+        logged = self._eval_epoch_end("val")
+        if not self.trainer.sanity_checking:
+            # the weights these numbers belong to (training step); the train stage's final evaluation reuses
+            # them when training ended right after this validation
+            # (as logged: Lightning keeps a logged float as a float32 tensor, and trainer.validate returns that)
+            self.last_val = {"global_step": int(self.trainer.global_step),
+                             "metrics": {k: float(torch.tensor(v, dtype=torch.float32)) for k, v in logged.items()}}
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._eval_step(batch)

@@ -39,10 +39,14 @@ class IndexedDataset:
 def eval_loader(dm: Any):
     from torch.utils.data import DataLoader
 
+    import torch
+
     base = dm.eval_dataloader()
+    # its own generator: starting an iterator draws a worker seed, and drawing it from the global generator
+    # would make how often training is validated change the training's random augmentation afterwards
     return DataLoader(IndexedDataset(base.dataset), batch_size=base.batch_size, shuffle=False,
                       num_workers=base.num_workers, pin_memory=dm.pin_memory,
-                      persistent_workers=base.num_workers > 0)
+                      persistent_workers=base.num_workers > 0, generator=torch.Generator().manual_seed(0))
 
 
 def build_datamodule(cfg: DictConfig):
@@ -162,8 +166,15 @@ def final_metrics(cfg: DictConfig, trainer: Any, model: Any, val_loader: Any, ck
     eval_ckpt = None
     if cfg.reid.eval_ckpt == "best" and ckpt_cb is not None and ckpt_cb.best_model_path:
         eval_ckpt = ckpt_cb.best_model_path
-    res = trainer.validate(model, dataloaders=val_loader, ckpt_path=eval_ckpt, verbose=False, weights_only=True)
-    metrics: dict[str, Any] = {k: float(v) for k, v in res[0].items() if k.startswith("val/")}
+    last = getattr(model, "last_val", None)
+    if eval_ckpt is None and last is not None and last["global_step"] == int(trainer.global_step) and last["metrics"]:
+        # training ended right after a validation of these same weights: its numbers are the final ones
+        # (evaluating again would give the same numbers: eval mode, a fixed query/gallery order)
+        log.info("Final evaluation: the validation after step %d (the last weights)", last["global_step"])
+        metrics: dict[str, Any] = dict(last["metrics"])
+    else:
+        res = trainer.validate(model, dataloaders=val_loader, ckpt_path=eval_ckpt, verbose=False, weights_only=True)
+        metrics = {k: float(v) for k, v in res[0].items() if k.startswith("val/")}
     metrics.update({"seed": int(cfg.seed), "epochs": int(trainer.current_epoch), "eval_weights": eval_ckpt or "last"})
     return metrics
 

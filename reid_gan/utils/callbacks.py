@@ -145,4 +145,4 @@ class LastCheckpointEveryEpoch(pl.Callback):
             return  # ModelCheckpoint wrote last.ckpt at this very step
         path = cb.format_checkpoint_name({}, cb.CHECKPOINT_NAME_LAST)
         cb.last_model_path = path  # before saving: it is part of the callback's saved state
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # full state: resumable
