@@ -234,29 +234,29 @@ def test_aug_real_variants_short_persons(smoke_root, tmp_path):
     src = make_generated_set(tmp_path / "v", list(zip([s.path for s in ds.train], ds.train_orig_pids,
                                                       [s.camid for s in ds.train])), per_person=3, real_pids=True)
     pids = sorted(real)
-    # the filters dropped variants: the first two persons keep 1, the rest keep 3
+    # the filters dropped variants: the first two persons keep 1, the third none, the rest keep 3
     rows = [json.loads(x) for x in (src / "manifest.jsonl").read_text().splitlines()]
     keep = []
     for r in rows:
-        if r["pid"] in pids[:2] and not r["file"].endswith("_000000_00.jpg"):
+        if (r["pid"] in pids[:2] and not r["file"].endswith("_000000_00.jpg")) or r["pid"] == pids[2]:
             (src / r["file"]).unlink()
         else:
             keep.append(r)
     (src / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
     n = len(pids)
     samples, info, _ = select_samples({"source": str(src), "images_per_person": 2}, real)  # default: skip
-    assert info.short_rule == "skip" and info.short_persons == 2
-    assert info.persons == n - 2 and info.images == 2 * (n - 2) == len(samples)
-    assert {s.pid for s in samples} == set(pids[2:])
+    assert info.short_rule == "skip" and info.short_persons == 3  # the one with none counts as short
+    assert info.persons == n - 3 and info.images == 2 * (n - 3) == len(samples)
+    assert {s.pid for s in samples} == set(pids[3:])
     samples, info, _ = select_samples({"source": str(src), "images_per_person": 2, "short": "fewer"}, real)
-    assert info.persons == n and info.images == 2 * (n - 2) + 2 == len(samples) and info.short_persons == 2
-    with pytest.raises(AugError, match=r"2 of %d persons have fewer than 2.*aug\.short=error" % n):
+    assert info.persons == n - 1 and info.images == 2 * (n - 3) + 2 == len(samples) and info.short_persons == 3
+    with pytest.raises(AugError, match=r"3 of %d real training persons have fewer than 2.*aug\.short=error" % n):
         select_samples({"source": str(src), "images_per_person": 2, "short": "error"}, real)
-    # K = 1: nobody is short
+    # K = 1: only the person with none is short
     _, info, _ = select_samples({"source": str(src), "images_per_person": 1}, real)
-    assert info.short_persons == 0 and info.images == n
+    assert info.short_persons == 1 and info.images == n - 1
     d = info.as_dict()
-    assert d["aug/short"] == "skip" and d["aug/short_persons"] == 0
+    assert d["aug/short"] == "skip" and d["aug/short_persons"] == 1
     # Table 8 says who got variants and what happened to the short ones
     runs = pd.DataFrame([
         {"aug": "none", "label": "new_class", "x": 0, "persons": 0, "images": 0, "short": None, "short_persons": 0,

@@ -156,7 +156,8 @@ def select_samples(cfg: Any, real_train_pids: set[int], on_bad_image: str = "err
         rule = str(_get(cfg, "short", "skip") or "skip")
         if rule not in SHORT_RULES:
             raise AugError(f"aug.short={rule!r}: must be one of {', '.join(SHORT_RULES)}")
-        short = {p: len(by_pid[p]) for p in real if len(by_pid[p]) < k}
+        # short: real training identities with fewer than K kept variants, those with none included
+        short = {p: len(by_pid.get(p, ())) for p in sorted(real_train_pids | set(real)) if len(by_pid.get(p, ())) < k}
         missing = len(real_train_pids - set(real))
         if missing:
             log.warning("aug.source=%s has no variants of %d of the %d real training identities", source, missing,
@@ -165,12 +166,12 @@ def select_samples(cfg: Any, real_train_pids: set[int], on_bad_image: str = "err
             fewest = min(short.values())
             example = next(iter(short))
             what = (f"aug.images_per_person={k} but aug.source={source} holds only {fewest} variants for some "
-                    f"persons ({len(short)} of {len(real)} persons have fewer than {k}, e.g. pid {example}: "
-                    f"{short[example]})")
+                    f"persons ({len(short)} of {len(real_train_pids | set(real))} real training persons have fewer "
+                    f"than {k}, e.g. pid {example}: {short[example]})")
             if rule == "error":
                 raise AugError(f"{what}; aug.short=error (aug.short=skip leaves those persons out, "
                                f"aug.short=fewer adds the variants they have)")
-            if rule == "skip" and len(short) == len(real):
+            if rule == "skip" and all(p in short for p in real):
                 raise AugError(f"{what}: no person has {k}, so aug.short=skip would add nothing (the baseline)")
             log.warning("%s: aug.short=%s %s", what, rule,
                         "adds none of theirs" if rule == "skip" else "adds the variants they have")

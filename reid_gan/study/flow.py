@@ -199,7 +199,7 @@ def _variants_arm(p: Pipeline, cfg: DictConfig, ks: list[int], data_key: str, da
             out["not_run"].append({"images_per_person": k, "reason": why})
             continue
         if short:
-            log.info("[pipeline] images_per_person=%d: %d of %d persons have fewer than %d kept variants (aug.short=%s)",
+            log.info("[pipeline] images_per_person=%d: %d of the %d persons with kept variants have fewer than %d (aug.short=%s)",
                      k, short, len(per_person), k, rule)
         for seed in cfg.pipeline.sweep.seeds:
             seed = int(seed)
