@@ -106,14 +106,10 @@ def main() -> None:
     h, w = (int(v) for v in cfg.gan.resolution)
     tmp = None
     if args.data is None:
-        import subprocess
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from gan_hog_pass import render_quickstart
 
-        tmp = tempfile.mkdtemp(prefix="gan_fit_")
-        print(f"rendering the quickstart dataset into {tmp} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "reid_gan.make_dataset", "experiment=quickstart",
-                        f"paths.root_dir={tmp}", "logger=csv", "print_config=false"], check=True,
-                       stdout=subprocess.DEVNULL, cwd=tmp)
-        args.data = str(Path(tmp) / "data" / "synthetic-market")
+        tmp, args.data = render_quickstart("gan_fit_")
     try:
         x = _images(args.data, args.images, h, w)
     finally:

@@ -141,6 +141,19 @@ def print_table(res: dict) -> None:
           f"{res['mean_real_image_hog_score']:.3f} (HOG passes >= {res['threshold']})")
 
 
+def render_quickstart(prefix: str) -> tuple[str, str]:
+    """Render the quickstart dataset into a new temporary folder: ``(folder, dataset root)``."""
+    import subprocess
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    print(f"rendering the quickstart dataset into {tmp} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "reid_gan.make_dataset", "experiment=quickstart",
+                    f"paths.root_dir={tmp}", "logger=csv", "print_config=false"], check=True,
+                   stdout=subprocess.DEVNULL, cwd=tmp)
+    return tmp, str(Path(tmp) / "data" / "synthetic-market")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("generator", nargs="*", default=["embedded"],
@@ -158,16 +171,7 @@ def main() -> None:
     psi = args.psi_generate if args.psi_generate is not None else _generate_psi()
     tmp = None
     if args.data is None:
-        import shutil
-        import subprocess
-        import tempfile
-
-        tmp = tempfile.mkdtemp(prefix="gan_hog_pass_")
-        print(f"rendering the quickstart dataset into {tmp} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "reid_gan.make_dataset", "experiment=quickstart",
-                        f"paths.root_dir={tmp}", "logger=csv", "print_config=false"], check=True,
-                       stdout=subprocess.DEVNULL, cwd=tmp)
-        args.data = str(Path(tmp) / "data" / "synthetic-market")
+        tmp, args.data = render_quickstart("gan_hog_pass_")
     results = []
     try:
         for g in args.generator:
@@ -181,6 +185,8 @@ def main() -> None:
             results.append(res)
     finally:
         if tmp is not None:
+            import shutil
+
             shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         from reid_gan.utils.io import atomic_write_text
