@@ -325,6 +325,16 @@ def test_non_square_bad_aspect_rejected():
         _tiny(img_resolution=[32, 17])
 
 
+def test_cutoff_without_transition_band_rejected():
+    # first_cutoff 8 at the first layer's sampling rate 16 leaves no room below the stopband: NVIDIA's
+    # formula designs a NaN filter there, and the images came out NaN; here it is a named error instead
+    with pytest.raises(ValueError, match="first_stopband"):
+        Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=[64, 32], img_channels=3, channel_base=256,
+                  channel_max=8, num_layers=4, first_cutoff=8)
+    Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=[64, 32], img_channels=3, channel_base=256,
+              channel_max=8, num_layers=4, first_cutoff=8, first_stopband=2**3.5)  # with a band: fine
+
+
 # ----------------------------------------------------------------------------------------------
 # Ops: fast path == reference path, gradients
 

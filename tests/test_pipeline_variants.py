@@ -51,5 +51,7 @@ def test_smoke_study_runs_the_variants_arm(tmp_path):
     assert all("ssim" in r["scores"] for r in kept)
     text = Path(index["report"]).read_text()
     assert "thesis Table 8" in text and "| 0 (baseline) |" in text and "| 2 |" in text
-    assert "identity Rank@1" in text and "arms_plot" in text
+    assert "identity Rank@1" in text and "variants_plot" in text
+    # no synthetic-persons point ran, so no one-point Table 7 plot beside Table 8's
+    assert "arms_plot" not in text and "sweep_plot" not in text and "ran no synthetic-persons point" in text
     assert any(k.startswith("variants_2/seed_0/val/") for k in metrics)

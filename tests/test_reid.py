@@ -269,6 +269,39 @@ def test_aug_real_variants_short_persons(smoke_root, tmp_path):
     assert "K = 2: 2 real persons had fewer than 2 kept variants and were left out (aug.short=skip)." in table
 
 
+def test_paired_changes_against_the_same_seeds_baseline():
+    """Each setting is compared with the baseline of its own seed: the per-seed differences, their mean and
+    std, how many went down, and the paired t-test (scipy's ttest_rel on the same numbers); a seed without a
+    baseline is not paired, and one seed gives no test."""
+    from scipy import stats
+
+    from reid_gan.report.sweep import markdown_paired, paired_changes
+
+    def row(aug, x, seed, r1, m):
+        return {"aug": aug, "label": "new_class", "x": x, "persons": x, "images": 2 * x, "seed": seed,
+                "val/rank1": r1, "val/rank5": 0.7, "val/rank10": 0.8, "val/mAP": m}
+
+    base = [0.48, 0.47, 0.41]
+    n40 = [0.49, 0.41, 0.31]
+    runs = pd.DataFrame([row("none", 0, s, 0.5, m) for s, m in enumerate(base)]
+                        + [row("persons", 40, s, 0.5 + 0.01 * s, m) for s, m in enumerate(n40)]
+                        + [row("persons", 80, 0, 0.6, 0.5), row("persons", 80, 7, 0.6, 0.1)])  # seed 7: no baseline
+    pc = paired_changes(runs).set_index("N")
+    d = np.array(n40) - np.array(base)
+    assert pc.loc[40, "seeds"] == [0, 1, 2] and np.allclose(pc.loc[40, "d_mAP"], d)
+    assert pc.loc[40, "d_mAP mean"] == pytest.approx(d.mean()) and pc.loc[40, "d_mAP std"] == pytest.approx(d.std(ddof=1))
+    assert pc.loc[40, "mAP lower"] == 2 and pc.loc[40, "d_Rank@1 mean"] == pytest.approx(0.01)
+    ref = stats.ttest_rel(n40, base)
+    assert pc.loc[40, "mAP t"] == pytest.approx(ref.statistic) and pc.loc[40, "mAP p"] == pytest.approx(ref.pvalue)
+    assert ref.statistic == pytest.approx(d.mean() / (d.std(ddof=1) / np.sqrt(3)))
+    assert pc.loc[80, "seeds"] == [0] and np.isnan(pc.loc[80, "mAP t"]) and pc.loc[80, "d_mAP mean"] == pytest.approx(0.02)
+    md = markdown_paired(runs)
+    assert f"| persons N=40 | 3 | +0.0100 ± 0.0100 | {d.mean():+.4f} ± {d.std(ddof=1):.4f} |" in md
+    assert "| 2 of 3 |" in md and f"{ref.statistic:.2f} (p {ref.pvalue:.3f})" in md
+    assert "| persons N=80 | 1 | +0.1000 | +0.0200 | +0.0200 (seed 0) | 0 of 1 | n/a |" in md
+    assert markdown_paired(runs[runs["aug"] == "none"]) == ""
+
+
 # --------------------------------------------------------------------------- train, resume, evaluate
 def test_validating_more_often_changes_nothing(smoke_root, tmp_path, caplog):
     """How often training is validated does not change what it learns, and the final numbers (taken from the

@@ -445,6 +445,14 @@ class SynthesisNetwork(nn.Module):
         stopbands = first_stopband * (last_stopband / first_stopband) ** exponents
         sampling_rates = np.exp2(np.ceil(np.log2(np.minimum(stopbands * 2, res))))
         half_widths = np.maximum(stopbands, sampling_rates / 2) - cutoffs
+        if not (half_widths > 0).all():
+            bad = int(np.argmin(half_widths))
+            raise ValueError(
+                f"SynthesisNetwork: layer {bad} has cutoff {cutoffs[bad]:g} at or above its stopband "
+                f"{max(stopbands[bad], sampling_rates[bad] / 2):g} (no transition band: its low-pass filter "
+                f"would be NaN); raise first_stopband (now {first_stopband:g}) above first_cutoff "
+                f"({first_cutoff:g}) or lower first_cutoff"
+            )
         # sizes per axis [width, height]: extent (fraction of the unit square) * rate + margins
         ext = np.array([w / res, h / res])
         sizes = sampling_rates[:, None] * ext[None, :] + margin_size * 2

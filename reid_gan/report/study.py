@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from reid_gan.report.document import Report
-from reid_gan.report.sweep import collect_runs, markdown_table, markdown_table_variants, plot, summarise
+from reid_gan.report.sweep import collect_runs, markdown_paired, markdown_table, markdown_table_variants, plot, summarise
 from reid_gan.utils.io import atomic_path, read_jsonl
 from reid_gan.utils.logging import get_logger
 
@@ -148,30 +148,41 @@ def build_study_report(study_dir: str | Path, out_dir: str | Path | None = None)
     # Re-ID sweep: Table 7 (synthetic persons) and Table 8 (variants of real persons), side by side
     result: dict[str, Any] = {"report_md": None}
     runs = index.get("runs", [])
-    summary = None
+    summary = runs_df = None
     if runs:
         sweep = collect_sweep(index, out / "sweep")
-        summary = summarise(collect_runs(sweep))
+        runs_df = collect_runs(sweep)
+        summary = summarise(runs_df)
         summary.to_csv(out / "sweep_table.csv", index=False)
         persons = summary[summary["aug"].isin(["none", "persons"])]
         variants = summary[summary["aug"].isin(["none", "real_variants"])]
         rep.heading("Re-ID with synthetic persons (thesis Table 7)")
         rep.para(markdown_table(persons))
-        figures["sweep_plot"] = plot(persons, out / "sweep_plot.png", "Rank@1 and mAP against added persons")
-        if (summary["aug"] == "real_variants").any():
+        if (paired := markdown_paired(runs_df, ("persons",))):
+            rep.para(paired)
+        has_persons = bool((summary["aug"] == "persons").any())
+        has_variants = bool((summary["aug"] == "real_variants").any())
+        if not has_persons:
+            # a lone baseline point is no plot; the variants arm draws its own in its section
+            rep.para("This study ran no synthetic-persons point: the table "
+                     "has the baseline alone.")
+        else:
+            figures["sweep_plot"] = plot(persons, out / "sweep_plot.png", "Rank@1 and mAP against added persons")
+        if has_variants:
             figures["variants_plot"] = plot(variants, out / "variants_plot.png",
                                             "Rank@1 and mAP against variants per real person (K)")
+        if has_persons and has_variants:
             figures["arms_plot"] = _side_by_side(figures["sweep_plot"], figures["variants_plot"], out / "arms_plot.png")
             rep.image(figures["arms_plot"], "Left: Table 7, Rank@1 and mAP against the synthetic persons added (N). "
                                             "Right: Table 8, against the generated variants per real person (K).")
-        else:
+        elif has_persons:
             rep.image(figures["sweep_plot"], "Rank@1 and mAP against the number of synthetic persons added.")
         rep.para(HOW_TO_READ["reid"])
     for miss in index.get("not_run", []):
         what = (f"images_per_person={miss['images_per_person']}" if "images_per_person" in miss
                 else f"persons={miss['persons']}")
         rep.para(f"Sweep point {what} was not run: {miss['reason']}.")
-    _variants_section(rep, index, dirs, summary, figures)
+    _variants_section(rep, index, dirs, summary, runs_df, figures)
     if runs:
         rep.image(Path(runs[0]["dir"]) / "ranked_lists.png",
                   "Ranked lists of the baseline: query, then its top-10 gallery (green: match, red: not).")
@@ -200,7 +211,7 @@ def _fmt_metric(v: Any) -> str:
     return "n/a" if v is None or (isinstance(v, float) and v != v) else (f"{v:.4f}" if isinstance(v, float) else str(v))
 
 
-def _variants_section(rep: Report, index: dict[str, Any], dirs: dict[str, list[Path]], summary: Any,
+def _variants_section(rep: Report, index: dict[str, Any], dirs: dict[str, list[Path]], summary: Any, runs_df: Any,
                       figures: dict[str, Path]) -> None:
     """The second arm: the encoder (reconstruction grid, losses, identity score), the inversion, Table 8."""
     if "train_encoder" not in dirs:
@@ -254,6 +265,8 @@ def _variants_section(rep: Report, index: dict[str, Any], dirs: dict[str, list[P
                  (f"; a variant was kept when {rules} (the thesis: detector >= 0.6, SSIM >= 0.75)" if rules else "") +
                  ". Persons: the real identities that got variants.")
         rep.para(markdown_table_variants(summary[summary["aug"].isin(["none", "real_variants"])]))
+        if runs_df is not None and (paired := markdown_paired(runs_df, ("real_variants",))):
+            rep.para(paired)
         if "variants_plot" in figures:
             rep.image(figures["variants_plot"], "Rank@1 and mAP against K (variants added per real person).")
 

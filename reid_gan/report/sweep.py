@@ -24,7 +24,7 @@ from reid_gan.utils.sweep import FAILED, job_status
 log = get_logger(__name__)
 
 __all__ = ["collect_failed", "collect_runs", "summarise", "write_sweep_report", "markdown_table_variants",
-           "METRICS"]
+           "paired_changes", "markdown_paired", "METRICS"]
 
 METRICS = [("val/rank1", "Rank@1"), ("val/rank5", "Rank@5"), ("val/rank10", "Rank@10"), ("val/mAP", "mAP")]
 
@@ -140,6 +140,67 @@ def markdown_table_variants(summary: pd.DataFrame) -> str:
     return table + ("\n" + " ".join(notes) + "\n" if notes else "")
 
 
+def _setting_name(aug: str, label: str, x: int) -> str:
+    if aug == "real_variants":
+        return f"K={x}"
+    return f"{aug} N={x}" + (" (LSRO)" if label == "lsro" else "")
+
+
+def paired_changes(runs: pd.DataFrame, augs: tuple[str, ...] = ("persons", "real_variants")) -> pd.DataFrame:
+    """Each setting against the baseline *of the same seed*: per setting, the seeds both ran, the per-seed
+    change of Rank@1 and mAP, their mean and sample std, how many seeds went down, and the paired t-test
+    (two-sided, ``scipy.stats.ttest_rel``; NaN with fewer than 2 paired seeds or no spread). A change over
+    seeds is only worth stating when it is large against the seed-to-seed spread of these differences."""
+    base = runs[runs["aug"] == "none"].groupby("seed")[["val/rank1", "val/mAP"]].mean()
+    rows = []
+    for (aug, label, x), g in runs[runs["aug"].isin(augs)].groupby(["aug", "label", "x"], sort=True):
+        g = g.groupby("seed")[["val/rank1", "val/mAP"]].mean()
+        seeds = [sd for sd in g.index if sd in base.index]
+        if not seeds:
+            continue
+        row: dict[str, Any] = {"aug": aug, "label": label, "N": int(x), "setting": _setting_name(aug, label, x),
+                               "seeds": seeds}
+        for key, name in (("val/rank1", "Rank@1"), ("val/mAP", "mAP")):
+            d = g.loc[seeds, key].to_numpy(float) - base.loc[seeds, key].to_numpy(float)
+            row[f"d_{name}"] = d.tolist()
+            row[f"d_{name} mean"] = float(d.mean())
+            row[f"d_{name} std"] = float(d.std(ddof=1)) if d.size > 1 else float("nan")
+            row[f"{name} lower"] = int((d < 0).sum())
+            if d.size > 1 and float(d.std(ddof=1)) > 0:
+                from scipy import stats
+
+                t = stats.ttest_rel(g.loc[seeds, key].to_numpy(float), base.loc[seeds, key].to_numpy(float))
+                row[f"{name} t"], row[f"{name} p"] = float(t.statistic), float(t.pvalue)
+            else:
+                row[f"{name} t"], row[f"{name} p"] = float("nan"), float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown_paired(runs: pd.DataFrame, augs: tuple[str, ...] = ("persons", "real_variants")) -> str:
+    """The change against the baseline, paired by seed (:func:`paired_changes`), as a Markdown table with a
+    line on how to read it; empty when no setting shares a seed with a baseline."""
+    pc = paired_changes(runs, augs)
+    if pc.empty:
+        return ""
+    cols = ["Setting", "Seeds", "Δ Rank@1", "Δ mAP", "Δ mAP per seed", "mAP lower in", "paired t (p)"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
+    for _, r in pc.iterrows():
+        n = len(r["seeds"])
+        sd = lambda v: f"{v:+.4f}" if v == v else "n/a"  # noqa: E731
+        t = f"{r['mAP t']:.2f} (p {r['mAP p']:.3f})" if r["mAP t"] == r["mAP t"] else "n/a"
+        per = ", ".join(f"{d:+.4f} (seed {s})" for s, d in zip(r["seeds"], r["d_mAP"]))
+        cells = [r["setting"], str(n),
+                 sd(r["d_Rank@1 mean"]) + (f" ± {r['d_Rank@1 std']:.4f}" if n > 1 else ""),
+                 sd(r["d_mAP mean"]) + (f" ± {r['d_mAP std']:.4f}" if n > 1 else ""),
+                 per, f"{r['mAP lower']} of {n}", t]
+        lines.append("| " + " | ".join(cells) + " |")
+    note = ("Change against the baseline trained with the same seed (setting − baseline), mean ± sample std over "
+            "seeds; paired t: two-sided t-test of the per-seed differences (n − 1 degrees of freedom). With a "
+            "single seed there is no test, and the change may be seed noise: run more seeds (pipeline.sweep.seeds).")
+    return "\n".join(lines) + "\n\n" + note + "\n"
+
+
 def plot(summary: pd.DataFrame, path: Path, title: str = "") -> Path:
     import matplotlib
 
@@ -190,6 +251,9 @@ def write_sweep_report(sweep_dir: str | Path, report_dir: str | Path | None = No
     atomic_write_text(paths["failed_csv"], pd.DataFrame(failed, columns=["job", "overrides", "error", "reason"])
                       .to_csv(index=False))
     md = markdown_table(summary)
+    paired = markdown_paired(runs)
+    if paired:
+        md += "\n" + paired
     if failed:
         md += f"\n{len(failed)} job(s) failed (not in the table):\n\n| Job | Overrides | Reason |\n|---|---|---|\n"
         md += "".join(f"| {f['job']} | `{f['overrides']}` | {f['error']}: {f['reason']} |\n" for f in failed)
