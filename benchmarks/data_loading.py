@@ -58,10 +58,13 @@ def main() -> None:
         ref = None
         for h, w in ((256, 128), (128, 64)):
             dm = ReIDDataModule(FolderDataset(root), height=h, width=w, batch_size=32, random_erasing=True)
-            it = iter(dm.train_dataloader())
+            loader = dm.train_dataloader()
+            it = iter(loader)
             next(it)
             t = time.perf_counter()
-            m = sum(next(it)[0].shape[0] for _ in range(10))
+            m = sum(next(it)[0].shape[0] for _ in range(min(10, len(loader) - 1)))  # a small set has few batches
+            if not m:
+                raise SystemExit(f"--images {args.images}: too few for two training batches of 32")
             rate = m / (time.perf_counter() - t)
             ref = ref or rate
             print(f"train loader {h}x{w}: {rate:.0f} images/s  ({rate / ref:.2f}x 256x128)")

@@ -22,7 +22,7 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 # benchmark → tiny arguments ({data}: a rendered smoke dataset's root)
 TINY: dict[str, list[str]] = {
-    "data_loading.py": ["--images", "40"],
+    "data_loading.py": ["--images", "160"],
     "eval_rank.py": ["--dims", "16", "--repeats", "1"],
     "filters.py": ["--pairs", "4", "--repeat", "1", "--images", "4", "--yolo-images", "1"],
     "gan_fit.py": ["--steps", "2", "--images", "4", "--threads", "1", "--data", "{data}"],
