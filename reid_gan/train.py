@@ -72,4 +72,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    import sys
+
+    from reid_gan.utils.sweep import expand_ellipsis
+
+    sys.argv[1:] = expand_ellipsis(sys.argv[1:])  # the thesis's aug.persons=10,20,...,320, as typed
     main()

@@ -273,17 +273,40 @@ def test_sweep_with_launcher_from_a_fresh_folder(launcher, smoke_set, tmp_path):
         assert list((sweep / ".submitit").iterdir())  # submitit's own job folders
 
 
+def test_thesis_ellipsis_notation_is_written_out():
+    from reid_gan.utils.sweep import expand_ellipsis
+
+    assert expand_ellipsis(["reid=resnet50", "aug.persons=10,20,...,320", "-m"]) == [
+        "reid=resnet50", "aug.persons=" + ",".join(str(n) for n in range(10, 330, 10)), "-m"]
+    assert expand_ellipsis(["aug.persons=0,10,20,...,40", "seed=1,2,3", "'x=range(0,3)'"]) == [
+        "aug.persons=0,10,20,30,40", "seed=1,2,3", "'x=range(0,3)'"]
+    for bad, why in (("aug.persons=10,25,...,320", "step evenly"), ("aug.persons=10,...,320", "two values"),
+                     ("aug.persons=a,b,...,c", "whole numbers"), ("aug.persons=10,20,...,5", "reach 5")):
+        with pytest.raises(SystemExit, match=why):
+            expand_ellipsis([bad])
+
+
+def test_thesis_ellipsis_reaches_hydra_from_the_command_line(tmp_path):
+    """As typed: the train entry writes the ellipsis out before Hydra parses it (Hydra alone fails on '...');
+    a bad one stops at once naming the override."""
+    r = run_cli(["-m", "reid_gan.train", "experiment=smoke", "aug.persons=10,25,...,320", "-m"], cwd=tmp_path,
+                check=False)
+    assert r.returncode != 0 and "aug.persons=10,25,...,320: the values before the '...' must step evenly" in r.stderr
+    assert not (tmp_path / "logs").exists()  # nothing ran
+
+
 # -------------------------------------------------------------------- the issue's done-when, end to end
 @pytest.mark.slow
 def test_signature_command_after_the_smoke_pipeline(tmp_path):
     """In a fresh folder: `python -m reid_gan.pipeline experiment=smoke`, then
-    `python -m reid_gan.train reid=resnet50 experiment=smoke 'aug.persons=range(0,3)' -m` (nothing else:
-    aug.source comes from the study's pointer) runs 3 ResNet50 jobs with 0, 1, 2 synthetic persons, and
+    `python -m reid_gan.train reid=resnet50 experiment=smoke aug.persons=0,1,...,2 -m` (the thesis's
+    notation, unquoted; nothing else: aug.source comes from the study's pointer) runs 3 ResNet50 jobs with
+    0, 1, 2 synthetic persons, and
     `python -m reid_gan.report sweep_dir=...` gives the table."""
     run_cli(["-m", "reid_gan.pipeline", "experiment=smoke"], cwd=tmp_path)
     latest = json.loads((tmp_path / "artifacts" / "latest.json").read_text())
     assert Path(latest["kept"]).parent.parent == tmp_path / "artifacts" / "filter"
-    r = run_cli(["-m", "reid_gan.train", "reid=resnet50", "experiment=smoke", "aug.persons=range(0,3)", "-m"],
+    r = run_cli(["-m", "reid_gan.train", "reid=resnet50", "experiment=smoke", "aug.persons=0,1,...,2", "-m"],
                 cwd=tmp_path)
     sweep = only_sweep(tmp_path)
     recs = sorted((json.loads(f.read_text()) for f in sweep.glob("*/metrics.json")),

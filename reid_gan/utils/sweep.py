@@ -6,6 +6,8 @@
 * :class:`SweepSummary` (a Hydra callback, ``conf/hydra/default.yaml``): at the end of a multirun it
   prints how many jobs finished and failed (and why), the report command, where the offline W&B runs
   are and the ``wandb sync`` command that uploads them; it then exits non-zero if a job failed.
+* :func:`expand_ellipsis`: the thesis's notation ``aug.persons=10,20,...,320`` on the command line becomes
+  the explicit sweep ``10,20,30,...`` before Hydra reads it (Hydra itself would read ``...`` as a value).
 """
 
 from __future__ import annotations
@@ -25,7 +27,37 @@ log = get_logger(__name__)
 FAILED = "FAILED.json"
 METRICS = "metrics.json"
 
-__all__ = ["FAILED", "SweepSummary", "in_multirun", "job_status", "record_failure", "wandb_group"]
+__all__ = ["FAILED", "SweepSummary", "expand_ellipsis", "in_multirun", "job_status", "record_failure", "wandb_group"]
+
+
+def expand_ellipsis(args: list[str]) -> list[str]:
+    """Command-line overrides with an arithmetic ellipsis, ``key=a,b,...,z`` (integers; the step is ``b - a``;
+    values before the ``...`` must follow it and ``z`` must be on it), written out as ``key=a,b,...`` in full.
+    Anything else is left as it is. A malformed ellipsis is a ``SystemExit`` naming the override."""
+    out = []
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        parts = value.split(",") if eq else []
+        if "..." not in parts or key.startswith("-"):
+            out.append(arg)
+            continue
+        i = parts.index("...")
+        head, tail = parts[:i], parts[i + 1:]
+        try:
+            nums = [int(v) for v in head + tail]
+        except ValueError:
+            raise SystemExit(f"{arg}: an ellipsis sweep takes whole numbers, as in {key}=10,20,...,320") from None
+        if len(head) < 2 or len(tail) != 1:
+            raise SystemExit(f"{arg}: write two values before the '...' and one after it, as in {key}=10,20,...,320")
+        start, step, stop = nums[0], nums[1] - nums[0], nums[-1]
+        if step == 0 or any(b - a != step for a, b in zip(nums[:len(head)], nums[1:len(head)])) \
+                or (stop - start) % step or (stop - start) // step < len(head) - 1:
+            raise SystemExit(f"{arg}: the values before the '...' must step evenly and reach {stop} "
+                             f"(as in {key}=10,20,...,320)")
+        values = list(range(start, stop + (1 if step > 0 else -1), step))
+        log.info("%s: the sweep %s=%s (%d values)", arg, key, ",".join(map(str, values)), len(values))
+        out.append(f"{key}={','.join(map(str, values))}")
+    return out
 
 
 def in_multirun() -> bool:
