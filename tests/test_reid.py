@@ -299,7 +299,14 @@ def test_paired_changes_against_the_same_seeds_baseline():
     assert f"| persons N=40 | 3 | +0.0100 ± 0.0100 | {d.mean():+.4f} ± {d.std(ddof=1):.4f} |" in md
     assert "| 2 of 3 |" in md and f"{ref.statistic:.2f} (p {ref.pvalue:.3f})" in md
     assert "| persons N=80 | 1 | +0.1000 | +0.0200 | +0.0200 (seed 0) | 0 of 1 | n/a |" in md
+    assert (f"persons N=40: mAP {d.mean():+.4f} against the baseline of the same seed over 3 seeds, lower in 2: "
+            f"not distinguishable from seed noise (paired t-test p {ref.pvalue:.3f}).") in md
+    assert "persons N=80: mAP +0.0200 against the baseline of the same seed (one seed: no test" in md
     assert markdown_paired(runs[runs["aug"] == "none"]) == ""
+    # a change far beyond the seeds' spread is said to be one
+    runs.loc[(runs["aug"] == "persons") & (runs["x"] == 40), "val/mAP"] = [0.58, 0.575, 0.505]
+    md = markdown_paired(runs)
+    assert "persons N=40: mAP +0.1000" in md and "lower in 0: a gain beyond seed noise by the paired t-test (p" in md
 
 
 # --------------------------------------------------------------------------- train, resume, evaluate

@@ -195,10 +195,24 @@ def markdown_paired(runs: pd.DataFrame, augs: tuple[str, ...] = ("persons", "rea
                  sd(r["d_mAP mean"]) + (f" ± {r['d_mAP std']:.4f}" if n > 1 else ""),
                  per, f"{r['mAP lower']} of {n}", t]
         lines.append("| " + " | ".join(cells) + " |")
+    said = []
+    for _, r in pc.iterrows():
+        n, d, p = len(r["seeds"]), r["d_mAP mean"], r["mAP p"]
+        head = f"{r['setting']}: mAP {d:+.4f} against the baseline of the same seed"
+        if n == 1:
+            said.append(f"{head} (one seed: no test; it may be seed noise).")
+        elif p != p:
+            said.append(f"{head}, the same change in all {n} seeds (no spread: no t-test).")
+        elif p < 0.05:
+            said.append(f"{head} over {n} seeds, lower in {r['mAP lower']}: a {'gain' if d > 0 else 'loss'} "
+                        f"beyond seed noise by the paired t-test (p {p:.3f}).")
+        else:
+            said.append(f"{head} over {n} seeds, lower in {r['mAP lower']}: not distinguishable from seed noise "
+                        f"(paired t-test p {p:.3f}).")
     note = ("Change against the baseline trained with the same seed (setting − baseline), mean ± sample std over "
             "seeds; paired t: two-sided t-test of the per-seed differences (n − 1 degrees of freedom). With a "
             "single seed there is no test, and the change may be seed noise: run more seeds (pipeline.sweep.seeds).")
-    return "\n".join(lines) + "\n\n" + note + "\n"
+    return "\n".join(lines) + "\n\n" + " ".join(said) + "\n\n" + note + "\n"
 
 
 def plot(summary: pd.DataFrame, path: Path, title: str = "") -> Path:
