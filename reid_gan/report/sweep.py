@@ -211,7 +211,7 @@ def markdown_paired(runs: pd.DataFrame, augs: tuple[str, ...] = ("persons", "rea
                         f"(paired t-test p {p:.3f}).")
     note = ("Change against the baseline trained with the same seed (setting − baseline), mean ± sample std over "
             "seeds; paired t: two-sided t-test of the per-seed differences (n − 1 degrees of freedom). With a "
-            "single seed there is no test, and the change may be seed noise: run more seeds (pipeline.sweep.seeds).")
+            "single seed there is no test, and the change may be seed noise: run more seeds (seed=0,1,2 in a sweep, pipeline.sweep.seeds in a study).")
     return "\n".join(lines) + "\n\n" + " ".join(said) + "\n\n" + note + "\n"
 
 

@@ -55,7 +55,7 @@ def expand_ellipsis(args: list[str]) -> list[str]:
             raise SystemExit(f"{arg}: the values before the '...' must step evenly and reach {stop} "
                              f"(as in {key}=10,20,...,320)")
         values = list(range(start, stop + (1 if step > 0 else -1), step))
-        log.info("%s: the sweep %s=%s (%d values)", arg, key, ",".join(map(str, values)), len(values))
+        # (Hydra's "Launching N jobs" lists the values; logging is not set up yet here)
         out.append(f"{key}={','.join(map(str, values))}")
     return out
 
