@@ -164,8 +164,7 @@ def build_study_report(study_dir: str | Path, out_dir: str | Path | None = None)
         has_variants = bool((summary["aug"] == "real_variants").any())
         if not has_persons:
             # a lone baseline point is no plot; the variants arm draws its own in its section
-            rep.para("This study ran no synthetic-persons point: the table "
-                     "has the baseline alone.")
+            rep.para("This study ran no synthetic-persons point: the table has the baseline alone.")
         else:
             figures["sweep_plot"] = plot(persons, out / "sweep_plot.png", "Rank@1 and mAP against added persons")
         if has_variants:

@@ -169,7 +169,7 @@ def paired_changes(runs: pd.DataFrame, augs: tuple[str, ...] = ("persons", "real
             if d.size > 1 and float(d.std(ddof=1)) > 0:
                 from scipy import stats
 
-                t = stats.ttest_rel(g.loc[seeds, key].to_numpy(float), base.loc[seeds, key].to_numpy(float))
+                t = stats.ttest_1samp(d, 0.0)  # = ttest_rel(setting, baseline): the paired t-test
                 row[f"{name} t"], row[f"{name} p"] = float(t.statistic), float(t.pvalue)
             else:
                 row[f"{name} t"], row[f"{name} p"] = float("nan"), float("nan")
@@ -187,13 +187,11 @@ def markdown_paired(runs: pd.DataFrame, augs: tuple[str, ...] = ("persons", "rea
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
     for _, r in pc.iterrows():
         n = len(r["seeds"])
-        sd = lambda v: f"{v:+.4f}" if v == v else "n/a"  # noqa: E731
         t = f"{r['mAP t']:.2f} (p {r['mAP p']:.3f})" if r["mAP t"] == r["mAP t"] else "n/a"
         per = ", ".join(f"{d:+.4f} (seed {s})" for s, d in zip(r["seeds"], r["d_mAP"]))
-        cells = [r["setting"], str(n),
-                 sd(r["d_Rank@1 mean"]) + (f" ± {r['d_Rank@1 std']:.4f}" if n > 1 else ""),
-                 sd(r["d_mAP mean"]) + (f" ± {r['d_mAP std']:.4f}" if n > 1 else ""),
-                 per, f"{r['mAP lower']} of {n}", t]
+        cells = [r["setting"], str(n)] + [
+            f"{r[f'd_{m} mean']:+.4f}" + (f" ± {r[f'd_{m} std']:.4f}" if n > 1 else "") for m in ("Rank@1", "mAP")
+        ] + [per, f"{r['mAP lower']} of {n}", t]
         lines.append("| " + " | ".join(cells) + " |")
     said = []
     for _, r in pc.iterrows():
