@@ -44,7 +44,15 @@ def train_gan(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     # what a killed run left half-done; from scratch, also an earlier run's history and lineage
     clean_run_folder(out_dir, from_scratch=ckpt_path is None, stale=("metrics.jsonl", "metrics.csv", LINEAGE))
     if ckpt_path is not None and (kimg := reached_kimg(ckpt_path, g)) is not None:
-        metrics, hist = history_metrics(out_dir, kimg)
+        run_dir = ckpt_path.parent.parent  # <run>/checkpoints/last.ckpt: that run's metric history
+        metrics, hist = history_metrics(run_dir, kimg)
+        if run_dir.resolve() != out_dir.resolve() and not hist:
+            raise ValueError(
+                f"gan.resume={g.resume}: that checkpoint already reached {kimg:.3f} kimg >= gan.kimg={g.kimg}, so a "
+                "run from it has nothing to train, and its run's metrics.jsonl is not beside it. A .ckpt is "
+                "continued, not fine-tuned: to fine-tune from it, pack its run first (python -m "
+                "reid_gan.gan.embed RUN_DIR --commit HASH --out FILE.pt) and pass gan.resume=FILE.pt; to go on "
+                "training it, raise gan.kimg")
         return metrics, {"out_dir": out_dir, "history": hist}
 
     images, labels, c_pids = training_set(cfg, out_dir)

@@ -558,6 +558,22 @@ def test_train_gan_resume_after_kill(tmp_path):
     # Once done, resume=auto does nothing more.
     metrics2, _ = train_gan(cfg)
     assert metrics2["train/kimg"] == pytest.approx(0.04)
+    # that finished checkpoint named from another run's folder: nothing to train, its own run's metrics
+    named = [a for a in base if not a.startswith("gan.resume=")]
+    other = compose_stage("train_gan", tmp_path / "other", [*STANDIN, "data.name=folder", f"data.root={tmp_path / 'ds'}",
+                                                            *named, f"gan.resume={out / 'checkpoints' / 'last.ckpt'}"])
+    metrics3, _ = train_gan(other)
+    assert metrics3 == metrics2 and "metric/swd" in metrics3
+    # the checkpoint alone, away from its run: a named error saying how to fine-tune from it instead
+    import shutil
+
+    lone = tmp_path / "lone.ckpt"
+    shutil.copy(out / "checkpoints" / "last.ckpt", lone)
+    alone = compose_stage("train_gan", tmp_path / "alone", [*STANDIN, "data.name=folder", f"data.root={tmp_path / 'ds'}",
+                                                            *named, f"gan.resume={lone}"])
+    with pytest.raises(ValueError, match=r"lone\.ckpt: that checkpoint already reached 0\.040 kimg.*continued, not "
+                                         r"fine-tuned.*reid_gan\.gan\.embed"):
+        train_gan(alone)
     # ... and what it reached is bit for bit what the uninterrupted run reaches: same batches, same flips,
     # same latents and augmentations after the resume (a snapshot's metric does not shift them either)
     whole = compose_stage("train_gan", tmp_path / "whole", [*STANDIN, "data.name=folder",
