@@ -14,8 +14,8 @@ PNG grid (real | StyleGAN3 fit | decoder fit) to look at.
     python benchmarks/gan_fit.py [--steps 300] [--images 32] [--lr 0.002] [--decoder-lr LR] [--data ROOT] [--out fit.png] [overrides ...]
 
 ``--data``: a dataset root in Market layout (default: the quickstart dataset, rendered into a temporary
-folder). The overrides are train_gan's (for instance ``gan.G.num_layers=8``, or ``+gan.G.first_cutoff=4`` for a
-key the preset does not set).
+folder). The overrides are train_gan's (for instance ``gan.G.num_layers=8`` or ``gan.G.first_cutoff=2``, the
+shape before 17f4540; ``+key=value`` for a key the preset does not set).
 """
 
 from __future__ import annotations

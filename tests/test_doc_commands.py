@@ -36,6 +36,8 @@ TESTED: list[tuple[str, list[tuple[str, str]]]] = [
     ("python -m reid_gan.train_gan experiment=smoke", []),
     ("python -m reid_gan.train_gan experiment=quickstart", []),
     ("python -m reid_gan.train_gan experiment=quickstart seed=N", [("seed=N", "seed=1")]),
+    ("python -m reid_gan.train_gan experiment=quickstart seed=N gan.run_name=stylegan3-t-seedN",
+     [("seed=N", "seed=1"), ("seedN", "seed1")]),
     ("python -m reid_gan.train_gan gan.resume=auto", []),
     # (--out: never the package's own embedded file)
     ("python -m reid_gan.gan.embed RUN_DIR --commit HASH",
